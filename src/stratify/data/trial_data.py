@@ -240,7 +240,9 @@ def _check_time(col: pd.Series, name: str) -> np.ndarray:
 def _check_event(col: pd.Series, name: str) -> np.ndarray:
     if col.isna().any():
         raise StratifyInputError(f"column '{name}': {int(col.isna().sum())} missing event value(s)")
-    values = pd.to_numeric(col.astype(object).replace({True: 1, False: 0}), errors="coerce")
+    if pd.api.types.is_bool_dtype(col):
+        col = col.astype(int)
+    values = pd.to_numeric(col, errors="coerce")
     ok = values.isin([0, 1])
     if not ok.all():
         raise StratifyInputError(
