@@ -181,6 +181,11 @@ class TrialData:
         )
 
 
+def _show(value: object) -> str:
+    """A value as the user wrote it (numpy scalars shown as plain numbers)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -219,7 +224,8 @@ def _check_time(col: pd.Series, name: str) -> np.ndarray:
     bad = values.isna() & col.notna()
     if bad.any():
         raise StratifyInputError(
-            f"column '{name}': non-numeric time {col[bad].iloc[0]!r} in row {col.index[bad][0]}"
+            f"column '{name}': non-numeric time {_show(col[bad].iloc[0])} "
+            f"in row {col.index[bad][0]}"
         )
     if values.isna().any():
         raise StratifyInputError(
@@ -246,7 +252,8 @@ def _check_event(col: pd.Series, name: str) -> np.ndarray:
     ok = values.isin([0, 1])
     if not ok.all():
         raise StratifyInputError(
-            f"column '{name}': events must be 0 (censored) or 1 (event); found {col[~ok].iloc[0]!r}"
+            f"column '{name}': events must be 0 (censored) or 1 (event); "
+            f"found {_show(col[~ok].iloc[0])}"
         )
     return values.to_numpy(dtype=int).astype(bool)
 
@@ -256,7 +263,7 @@ def _check_arm(col: pd.Series, name: str, treated: object) -> tuple[np.ndarray, 
         raise StratifyInputError(f"column '{name}': {int(col.isna().sum())} missing arm value(s)")
     levels = list(pd.unique(col))
     if len(levels) != 2:
-        shown = ", ".join(map(repr, levels[:5]))
+        shown = ", ".join(map(_show, levels[:5]))
         raise StratifyInputError(
             f"column '{name}': a two-arm trial needs exactly two arm values; found "
             f"{len(levels)} ({shown})"
@@ -265,7 +272,7 @@ def _check_arm(col: pd.Series, name: str, treated: object) -> tuple[np.ndarray, 
     if not match:
         raise StratifyInputError(
             f"treated arm label {treated!r} is not a value of column '{name}' "
-            f"(values: {levels[0]!r}, {levels[1]!r}); set data.treated"
+            f"(values: {_show(levels[0])}, {_show(levels[1])}); set data.treated"
         )
     treated_label = match[0]
     control_label = next(lv for lv in levels if lv is not treated_label and lv != treated_label)
