@@ -1,0 +1,172 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+It owns the store (an embedded SQLite database plus an artifact folder when the
+config names a folder, or any MLflow tracking URI), experiments, runs and what
+is logged to them. Every run it opens is closed: FINISHED on success, FAILED
+with an ``error`` tag on an exception, KILLED on Ctrl-C — never left RUNNING.
+Calls take explicit run ids (no global active run), so worker processes can
+log to a run that the parent created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+from stratify.exceptions import StratifyInputError
+
+STORE_DB = "mlflow.db"
+ARTIFACTS = "artifacts"
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where runs go: a tracking URI and, for a local folder, its artifact root."""
+
+    tracking_uri: str
+    artifact_root: Path | None = None
+
+    @classmethod
+    def from_uri(cls, uri: str) -> Store:
+        """A store for a folder path (created) or an MLflow tracking URI (as is)."""
+        if "://" in uri or uri.startswith(("sqlite:", "databricks")):
+            return cls(tracking_uri=uri)
+        folder = Path(uri)
+        try:
+            (folder / ARTIFACTS).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StratifyInputError(
+                f"tracking.uri: cannot create the store folder {folder}: {exc.strerror}"
+            ) from None
+        return cls(
+            tracking_uri=f"sqlite:///{(folder / STORE_DB).resolve()}",
+            artifact_root=(folder / ARTIFACTS).resolve(),
+        )
+
+    def ui_command(self) -> str:
+        """The shell command that browses this store in the MLflow UI."""
+        cmd = f"mlflow ui --backend-store-uri {self.tracking_uri}"
+        if self.artifact_root is not None:
+            cmd += f" --default-artifact-root {self.artifact_root.as_uri()}"
+        return cmd
+
+
+class Tracker:
+    """Log experiments and runs to one MLflow store.
+
+    Parameters
+    ----------
+    store : Store
+        Where to log.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        _quiet_mlflow_logs()
+        try:
+            self.client = MlflowClient(tracking_uri=store.tracking_uri)
+        except MlflowException as exc:
+            raise StratifyInputError(f"tracking.uri: {_first_line(exc)}") from None
+
+    def experiment_id(self, name: str) -> str:
+        """Id of the experiment ``name``, created (with its artifact folder) if needed."""
+        try:
+            found = self.client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            location = None
+            if self.store.artifact_root is not None:
+                location = (self.store.artifact_root / _slug(name)).as_uri()
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_ALREADY_EXISTS":  # created concurrently
+                return self.client.get_experiment_by_name(name).experiment_id
+            raise StratifyInputError(
+                f"tracking.uri: cannot use {self.store.tracking_uri}: {_first_line(exc)}"
+            ) from None
+
+    @contextmanager
+    def run(
+        self, experiment: str, *, run_name: str, tags: Mapping[str, str] | None = None
+    ) -> Iterator[str]:
+        """Open a run, yield its id, and always close it with an honest status."""
+        run = self.client.create_run(
+            self.experiment_id(experiment), run_name=run_name, tags=dict(tags or {})
+        )
+        run_id = run.info.run_id
+        try:
+            yield run_id
+        except KeyboardInterrupt:
+            self._close(run_id, "KILLED", "interrupted by the user")
+            raise
+        except BaseException as exc:
+            self._close(run_id, "FAILED", f"{type(exc).__name__}: {_first_line(exc)}")
+            raise
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def _close(self, run_id: str, status: str, error: str) -> None:
+        try:
+            self.client.set_tag(run_id, "error", error[:5000])
+        finally:
+            self.client.set_terminated(run_id, status)
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        """Log parameters (values cut to MLflow's 6,000 characters)."""
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start : start + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        """Log metrics at one step."""
+        stamp = int(time.time() * 1000)
+        items = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(run_id, metrics=items[start : start + 1000])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags on a run."""
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_figure(self, run_id: str, figure: Figure, path: str) -> None:
+        """Log a matplotlib figure as an image artifact."""
+        self.client.log_figure(run_id, figure, path)
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        """Log a text artifact (YAML, CSV, JSON)."""
+        self.client.log_text(run_id, text, path)
+
+    def log_table(self, run_id: str, table: pd.DataFrame, path: str) -> None:
+        """Log a DataFrame as a CSV artifact."""
+        self.client.log_text(run_id, table.to_csv(index=False), path)
+
+    def get_run(self, run_id: str):
+        """The MLflow run (for reading back what was logged)."""
+        return self.client.get_run(run_id)
+
+
+def _slug(name: str) -> str:
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:60]}-{digest}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _quiet_mlflow_logs() -> None:
+    """MLflow and alembic announce schema migrations at INFO; users need not see them."""
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,75 @@
+"""The tracking layer: embedded store layout, honest run status, artifacts readable back."""
+
+import math
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from stratify.exceptions import StratifyInputError
+from stratify.tracking import Store, Tracker
+
+
+def test_folder_becomes_sqlite_store_with_artifact_root(store):
+    s = Store.from_uri(str(store))
+    assert s.tracking_uri == f"sqlite:///{store / 'mlflow.db'}"
+    assert s.artifact_root == store / "artifacts"
+    assert (store / "artifacts").is_dir()
+    assert "--backend-store-uri sqlite:///" in s.ui_command()
+
+
+def test_uris_are_used_as_given():
+    assert Store.from_uri("sqlite:////x/y.db") == Store("sqlite:////x/y.db")
+    assert Store.from_uri("http://127.0.0.1:5000").artifact_root is None
+
+
+def test_uncreatable_store_folder_is_an_input_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StratifyInputError, match=r"tracking\.uri: cannot create the store folder"):
+        Store.from_uri(str(blocker / "mlruns"))
+
+
+def test_finished_run_keeps_everything_logged(store):
+    tracker = Tracker(Store.from_uri(str(store)))
+    with tracker.run("exp", run_name="r", tags={"k": "v"}) as run_id:
+        tracker.log_params(run_id, {f"p{i}": i for i in range(150)})
+        tracker.log_metrics(run_id, {"hr": 0.5, "missing": math.nan})
+        tracker.log_table(run_id, pd.DataFrame({"a": [1, 2]}), "tables/t.csv")
+        figure = Figure()
+        figure.add_subplot().plot([0, 1])
+        tracker.log_figure(run_id, figure, "figures/f.png")
+    run = tracker.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "r"
+    assert run.data.tags["k"] == "v"
+    assert len(run.data.params) == 150
+    assert run.data.metrics["hr"] == 0.5
+    assert math.isnan(run.data.metrics["missing"])
+    root = store / "artifacts"
+    assert run.info.artifact_uri.startswith(root.as_uri())
+    written = {p.name for p in root.rglob("*") if p.is_file()}
+    assert written == {"t.csv", "f.png"}
+
+
+def test_failed_run_is_marked_failed_with_error_tag(store):
+    tracker = Tracker(Store.from_uri(str(store)))
+    with pytest.raises(RuntimeError), tracker.run("exp", run_name="r") as run_id:
+        raise RuntimeError("cox did not converge\nsecond line")
+    run = tracker.get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"] == "RuntimeError: cox did not converge"
+
+
+def test_interrupted_run_is_marked_killed(store):
+    tracker = Tracker(Store.from_uri(str(store)))
+    with pytest.raises(KeyboardInterrupt), tracker.run("exp", run_name="r") as run_id:
+        raise KeyboardInterrupt
+    assert tracker.get_run(run_id).info.status == "KILLED"
+
+
+def test_experiment_is_created_once(store):
+    tracker = Tracker(Store.from_uri(str(store)))
+    first = tracker.experiment_id("MIROCALS study")
+    assert tracker.experiment_id("MIROCALS study") == first
+    assert Tracker(Store.from_uri(str(store))).experiment_id("MIROCALS study") == first
