@@ -1,0 +1,200 @@
+"""The ``stratify`` command: run, validate, simulate, ui.
+
+This module owns argument parsing and what the user sees in the terminal. Bad
+input (a :class:`~stratify.exceptions.StratifyInputError`) is printed as one
+line, ``error: ...``, with exit status 2 and no traceback; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from stratify import __version__
+from stratify.exceptions import StratifyInputError
+
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``stratify`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except StratifyInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stratify",
+        description="Who benefits? Treatment-effect heterogeneity in randomised survival trials.",
+    )
+    parser.add_argument("--version", action="version", version=f"stratify {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run an experiment config and track it in MLflow")
+    _config_args(run)
+    run.set_defaults(handler=_cmd_run)
+
+    validate = sub.add_parser("validate", help="check a config and its data without running")
+    _config_args(validate)
+    validate.set_defaults(handler=_cmd_validate)
+
+    sim = sub.add_parser("simulate", help="write a simulated trial to CSV or Parquet")
+    sim.add_argument("--design", default="mirocals", help="simulator design (default: mirocals)")
+    sim.add_argument("--n", type=int, default=220, help="patients (default: 220)")
+    sim.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    sim.add_argument(
+        "--effect", default="mirocals", help="mirocals | none | common (default: mirocals)"
+    )
+    sim.add_argument(
+        "--horizon", type=float, default=640.0, help="horizon of tau_rmst/tau_surv, days"
+    )
+    sim.add_argument("--out", required=True, type=Path, help="output file (.csv or .parquet)")
+    sim.set_defaults(handler=_cmd_simulate)
+
+    ui = sub.add_parser("ui", help="browse tracked runs in the MLflow UI (loopback only)")
+    ui.add_argument("config", nargs="?", type=Path, help="a config whose store to open")
+    ui.add_argument("--store", help="store folder or tracking URI (default: ./mlruns)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    ui.set_defaults(handler=_cmd_ui)
+    return parser
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="experiment YAML file")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. seed=3"
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from stratify.config import load_config
+    from stratify.experiment import load_trial, run
+
+    config = load_config(args.config, args.overrides)
+    data = load_trial(config)
+    print(f"{config.name}: {data.summary()}", flush=True)
+    result = run(config, data=data)
+    print(summarise(result.analysis))
+    print(f"\nMLflow run {result.run_id} in experiment '{config.experiment_name}'")
+    print(f"  browse it:  stratify ui {args.config}")
+    print(f"        or:  {result.store.ui_command()}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from stratify.config import load_config
+    from stratify.experiment import load_trial
+
+    config = load_config(args.config, args.overrides)
+    data = load_trial(config)
+    print(f"{args.config}: valid. {data.summary()}; {len(data.covariates)} covariate columns")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from stratify.data.simulate import simulate
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise StratifyInputError(f"--out: use a .csv or .parquet file name (got '{args.out}')")
+    frame = simulate(
+        args.design, n=args.n, seed=args.seed, horizon=args.horizon, effect=args.effect
+    )
+    _write_atomically(frame, args.out)
+    print(f"wrote {len(frame)} patients to {args.out}")
+    return 0
+
+
+def _write_atomically(frame, out: Path) -> None:
+    """Write to a temporary file beside ``out``, then rename: never a partial file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
+    os.close(fd)
+    try:
+        if out.suffix.lower() == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from stratify.config import load_config, project_root
+    from stratify.tracking import Store
+
+    if args.config is not None:
+        uri = load_config(args.config).tracking_uri
+    else:
+        uri = args.store or str(project_root(Path.cwd() / "stratify.yaml") / "mlruns")
+    if uri.startswith(("http://", "https://")):
+        print(f"that store is a tracking server already: open {uri} in a browser")
+        return 0
+    store = Store.from_uri(uri)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri]
+    if store.artifact_root is not None:
+        cmd += ["--default-artifact-root", store.artifact_root.as_uri()]
+    cmd += ["--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    return subprocess.call(cmd)
+
+
+def _ratio(x: float) -> str:
+    """A ratio with enough decimals to tell it from 1 (1.0003 per pg/mL is not '1.00')."""
+    gap = abs(x - 1.0)
+    decimals = 2 if gap >= 0.1 else 3 if gap >= 0.01 else 5
+    return f"{x:.{decimals}f}"
+
+
+def _hr(hr, p: bool = True) -> str:
+    text = f"{_ratio(hr.estimate)} ({_ratio(hr.ci_low)}–{_ratio(hr.ci_high)})"
+    return text + (f", p = {hr.p:.2g}" if p else "")
+
+
+def summarise(analysis) -> str:
+    """The trial analysis as a short clinical summary for the terminal."""
+    h = f"{analysis.horizon:g}"
+    c, t = analysis.control, analysis.treated
+    d = analysis.rmst_diff
+    lines = [
+        f"Survival at {h} days (KM):  control ({c.label}) {c.surv:.1%} "
+        f"({c.surv_ci_low:.1%}–{c.surv_ci_high:.1%}),  treated ({t.label}) {t.surv:.1%} "
+        f"({t.surv_ci_low:.1%}–{t.surv_ci_high:.1%})",
+        f"RMST to {h} days, treated − control:  {d.estimate:+.1f} days "
+        f"({d.ci_low:+.1f} to {d.ci_high:+.1f}), p = {d.p:.2g}",
+        f"Log-rank:  chi² = {analysis.logrank_chisq:.2f}, p = {analysis.logrank_p:.2g}",
+        f"HR treated vs control, unadjusted:  {_hr(analysis.hr_unadjusted)}",
+        f"HR adjusted on {len(analysis.cox_adjusted.terms) - 1} covariates:  "
+        f"{_hr(analysis.hr_adjusted)}",
+    ]
+    m = analysis.modifier
+    if analysis.cox_interaction is not None:
+        inter = analysis.interaction_hr
+        lines += [
+            f"Arm × {m} interaction:  HR ratio {_hr(inter, p=False)} per unit of {m}, "
+            f"p = {inter.p:.2g}",
+            f"  arm HR at {m} = 0 (interaction model):  {_hr(analysis.hr_interaction_arm)}",
+        ]
+    for s in analysis.strata:
+        row = f"  {m} {s.label}:  n = {s.n}, {s.events} events,  HR {_hr(s.hr)}"
+        lines.append(row + (f"  [{s.note}]" if s.note else ""))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

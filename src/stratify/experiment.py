@@ -1,0 +1,193 @@
+"""One experiment, one pass: config → trial data → analyses → figures → MLflow run.
+
+``run(config) -> Result`` is what ``stratify run`` calls, and what tests call
+in-process. Input is checked before anything is written: a bad config or data
+file stops the run before a tracking run exists. Once the run is open, any
+failure closes it as FAILED with an ``error`` tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from stratify import __version__, plots
+from stratify.config import ExperimentConfig
+from stratify.data import TrialData
+from stratify.data.datasets import load_dataset
+from stratify.data.io import read_table
+from stratify.data.simulate import simulate
+from stratify.tracking import Store, Tracker
+from stratify.trial import TrialAnalysis, analyse_trial
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one experiment produced and where it was recorded."""
+
+    config: ExperimentConfig
+    data: TrialData
+    analysis: TrialAnalysis
+    run_id: str
+    store: Store
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The metrics logged to the run."""
+        return self.analysis.metrics()
+
+
+def load_trial(config: ExperimentConfig) -> TrialData:
+    """Build the trial a config describes, from a file, a bundled dataset or the simulator.
+
+    Raises
+    ------
+    StratifyInputError
+        If the file cannot be read or its columns fail validation.
+    """
+    spec = config.data
+    if spec.simulate is not None:
+        sim = spec.simulate
+        frame = simulate(
+            sim.design,
+            n=sim.n,
+            seed=config.simulation_seed,
+            horizon=config.horizon,
+            effect=sim.effect,
+            dropout=sim.dropout,
+        )
+    elif spec.dataset is not None:
+        frame = load_dataset(spec.dataset)
+    else:
+        frame = read_table(config.data_path)
+    return TrialData.from_frame(
+        frame,
+        time=spec.time,
+        event=spec.event,
+        arm=spec.arm,
+        treated=spec.treated,
+        covariates=spec.covariates,
+        modifier=spec.modifier,
+        id_column=spec.id,
+        missing=spec.missing,
+    )
+
+
+def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
+    """Run an experiment and record it as one MLflow run.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The validated config.
+    data : TrialData, optional
+        The trial, if already loaded (e.g. by ``stratify run`` to report its
+        size early); default: built from ``config``.
+
+    Returns
+    -------
+    Result
+    """
+    data = load_trial(config) if data is None else data
+    tracker = Tracker(Store.from_uri(config.tracking_uri))
+    tags = {
+        "stratify.version": __version__,
+        "stratify.git_commit": _git_commit(),
+        "stratify.config_hash": config.config_hash,
+        "stratify.dataset_hash": dataset_hash(data),
+        "stratify.data_source": _data_source(config),
+    }
+    run_name = f"{config.name}-{config.config_hash[:7]}"
+    with tracker.run(config.experiment_name, run_name=run_name, tags=tags) as run_id:
+        tracker.log_params(run_id, config.flat_params())
+        tracker.log_text(run_id, config.to_yaml(), "config.yaml")
+        analysis = analyse_trial(data, horizon=config.horizon, cutpoints=config.data.cutpoints)
+        tracker.log_metrics(run_id, analysis.metrics())
+        tracker.log_table(run_id, analysis.table(), "tables/trial_analysis.csv")
+        _log_figures(tracker, run_id, data, analysis, config)
+        if config.tracking.log_patient_level:
+            tracker.log_table(run_id, patient_table(data), "data/trial.csv")
+        tracker.set_tags(run_id, {"mlflow.note.content": describe(analysis, data)})
+    return Result(config=config, data=data, analysis=analysis, run_id=run_id, store=tracker.store)
+
+
+def _log_figures(tracker, run_id, data, analysis, config) -> None:
+    km = plots.km_by_arm(data, horizon=config.horizon, logrank_p=analysis.logrank_p)
+    figures = {"figures/km_by_arm.png": km}
+    if analysis.strata:
+        figures["figures/km_by_stratum.png"] = plots.km_by_stratum(data, analysis)
+    figures["figures/forest_plot.png"] = plots.forest_plot(analysis)
+    if analysis.cox_interaction is not None:
+        figures["figures/interaction_hr.png"] = plots.interaction_curve(
+            analysis, data, show_patients=config.tracking.log_patient_level
+        )
+    for path, figure in figures.items():
+        tracker.log_figure(run_id, figure, path)
+
+
+def describe(analysis: TrialAnalysis, data: TrialData) -> str:
+    """A one-paragraph summary of the trial analysis, for the run's description."""
+    m = analysis.metrics()
+    text = (
+        f"{data.n_patients} patients, {data.n_events} events. Unadjusted HR "
+        f"{m['hr_unadjusted']:.2f} ({m['hr_unadjusted_ci_low']:.2f}–"
+        f"{m['hr_unadjusted_ci_high']:.2f}), log-rank p = {m['logrank_p']:.3g}; adjusted HR "
+        f"{m['hr_adjusted']:.2f} ({m['hr_adjusted_ci_low']:.2f}–{m['hr_adjusted_ci_high']:.2f})."
+    )
+    if "interaction_hr_per_unit" in m:
+        text += (
+            f" Arm × {data.modifier} interaction: HR {m['interaction_hr_per_unit']:.5g} per unit, "
+            f"p = {m['interaction_p']:.3g}."
+        )
+    return text
+
+
+def patient_table(data: TrialData) -> pd.DataFrame:
+    """The analysed trial, one row per patient (logged only when allowed by the config)."""
+    frame = data.X.assign(time=data.time, event=data.event.astype(int), arm=data.arm)
+    if data.truth is not None:
+        frame = frame.join(data.truth)
+    return frame.reset_index()
+
+
+def dataset_hash(data: TrialData) -> str:
+    """SHA-256 (first 12 hex digits) of the analysed data: covariates, outcome and arm."""
+    frame = patient_table(data)
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    digest = hashlib.sha256(rows.tobytes())
+    digest.update(",".join(map(str, frame.columns)).encode())
+    return digest.hexdigest()[:12]
+
+
+def _data_source(config: ExperimentConfig) -> str:
+    spec = config.data
+    if spec.simulate is not None:
+        return (
+            f"simulate:{spec.simulate.design}(n={spec.simulate.n}, seed={config.simulation_seed})"
+        )
+    if spec.dataset is not None:
+        return f"dataset:{spec.dataset}"
+    return f"file:{Path(spec.path).name}"
+
+
+def _git_commit() -> str:
+    """Commit of the stratify source tree (with ``-dirty``), or ``unknown`` if not a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "describe", "--always", "--dirty", "--abbrev=40"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+__all__ = ["Result", "dataset_hash", "describe", "load_trial", "patient_table", "run"]

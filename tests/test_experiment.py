@@ -1,0 +1,130 @@
+"""`run(config)` end to end, in-process, into a private store: every shipped config, every
+contract metric, honest status, no patient-level data unless the config allows it."""
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from stratify.config import load_config
+from stratify.exceptions import StratifyInputError
+from stratify.experiment import dataset_hash, load_trial, run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONTRACT_METRICS = {
+    "n_patients", "n_events", "logrank_p",
+    "hr_unadjusted", "hr_unadjusted_ci_low", "hr_unadjusted_ci_high", "hr_unadjusted_p",
+    "hr_adjusted", "hr_adjusted_ci_low", "hr_adjusted_ci_high", "hr_adjusted_p",
+    "interaction_hr_per_unit", "interaction_p", "km_surv_control", "km_surv_treated",
+    "rmst_diff", "rmst_diff_ci_low", "rmst_diff_ci_high",
+}  # fmt: skip
+
+
+def _config(name: str, store: Path, *overrides: str):
+    return load_config(ROOT / "configs" / name, [f"tracking.uri={store}", *overrides])
+
+
+def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    out = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= _artifacts(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+@pytest.mark.parametrize("name", ["mirocals.yaml", "gbsg2.yaml"])
+def test_shipped_config_runs_and_logs_the_contract(name, store):
+    result = run(_config(name, store))
+    client = MlflowClient(result.store.tracking_uri)
+    logged = client.get_run(result.run_id)
+    assert logged.info.status == "FINISHED"
+    assert set(logged.data.metrics) >= CONTRACT_METRICS
+    assert all(math.isfinite(logged.data.metrics[k]) for k in CONTRACT_METRICS)
+    tags = logged.data.tags
+    for key in ("stratify.version", "stratify.git_commit", "stratify.config_hash",
+                "stratify.dataset_hash", "mlflow.note.content"):  # fmt: skip
+        assert tags[key], key
+    assert tags["stratify.config_hash"] == result.config.config_hash
+    assert logged.data.params["horizon"] == str(result.config.horizon)
+    artifacts = _artifacts(client, result.run_id)
+    assert {"config.yaml", "tables/trial_analysis.csv", "figures/km_by_arm.png",
+            "figures/km_by_stratum.png", "figures/forest_plot.png",
+            "figures/interaction_hr.png"} <= artifacts  # fmt: skip
+    assert not any(a.startswith("data/") for a in artifacts)
+    experiment = client.get_experiment(logged.info.experiment_id)
+    assert experiment.name == result.config.name
+    assert experiment.artifact_location.startswith((store / "artifacts").as_uri())
+
+
+def test_mirocals_run_reports_what_the_trial_reported(store):
+    metrics = run(_config("mirocals.yaml", store)).metrics
+    assert metrics["n_patients"] == 220
+    assert 60 <= metrics["n_events"] <= 120
+    assert 0 < metrics["km_surv_control"] < 1
+    assert metrics["rmst_diff_ci_low"] < metrics["rmst_diff"] < metrics["rmst_diff_ci_high"]
+    assert {"stratum1_hr", "stratum2_hr", "stratum3_hr"} <= set(metrics)
+
+
+def test_same_config_and_seed_give_the_same_numbers(store):
+    a = run(_config("mirocals.yaml", store))
+    b = run(_config("mirocals.yaml", store))
+    c = run(_config("mirocals.yaml", store, "seed=7"))
+    assert a.metrics == b.metrics
+    assert dataset_hash(a.data) == dataset_hash(b.data) != dataset_hash(c.data)
+    assert a.metrics["hr_unadjusted"] != c.metrics["hr_unadjusted"]
+
+
+def test_patient_level_table_only_when_allowed(store):
+    result = run(_config("mirocals.yaml", store, "tracking.log_patient_level=true"))
+    client = MlflowClient(result.store.tracking_uri)
+    assert "data/trial.csv" in _artifacts(client, result.run_id)
+    local = client.download_artifacts(result.run_id, "data/trial.csv")
+    table = pd.read_csv(local)
+    assert len(table) == 220
+    assert {"time", "event", "arm", "csf_pnfh", "tau_rmst", "tau_surv"} <= set(table.columns)
+
+
+def test_user_csv_runs_like_a_builtin(tmp_path, store, trial_frame):
+    csv = tmp_path / "trial.csv"
+    trial_frame.to_csv(csv, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "name: mine\nhorizon: 600\ndata:\n  path: trial.csv\n  modifier: marker\n"
+        f"  cutpoints: [2000]\ntracking:\n  uri: {store}\n"
+    )
+    result = run(load_config(cfg))
+    assert result.metrics["n_patients"] == 200
+    assert result.data.covariates == ["age", "male", "stage=II", "stage=III", "marker"]
+
+
+def test_bad_data_stops_before_any_run_is_created(tmp_path, store, trial_frame):
+    csv = tmp_path / "trial.csv"
+    trial_frame.assign(event=2).to_csv(csv, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"name: bad\nhorizon: 600\ndata:\n  path: trial.csv\ntracking:\n  uri: {store}\n"
+    )
+    with pytest.raises(StratifyInputError, match="column 'event'"):
+        run(load_config(cfg))
+    assert not (store / "artifacts" / "bad").exists()
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    assert client.get_experiment_by_name("bad") is None
+
+
+def test_failure_inside_the_run_marks_it_failed(store, monkeypatch):
+    import stratify.experiment as experiment
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("figure backend exploded")
+
+    monkeypatch.setattr(experiment, "_log_figures", boom)
+    config = _config("gbsg2.yaml", store)
+    data = load_trial(config)
+    with pytest.raises(RuntimeError):
+        run(config, data=data)
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("gbsg2").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert runs[0].data.tags["error"] == "RuntimeError: figure backend exploded"
