@@ -83,3 +83,16 @@ def test_console_script_bad_data_no_traceback(tmp_path, store, trial_frame, fram
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
     assert not (store / "artifacts" / "x").exists()
+
+
+def test_hazard_ratios_keep_the_digits_that_matter():
+    from stratify.cli import _hr
+    from stratify.trial import HazardRatio
+
+    assert _hr(HazardRatio(1.00035, 1.00017, 1.00053, 0.00013)) == (
+        "1.00035 (1.00017–1.00053), p = 0.00013"
+    )
+    assert _hr(HazardRatio(0.971, 0.633, 1.49, 0.89)) == "0.971 (0.633–1.490), p = 0.89"
+    assert _hr(HazardRatio(0.29, 0.14, 0.63, 0.0016), p=False) == "0.29 (0.14–0.63)"
+    nan = float("nan")
+    assert _hr(HazardRatio(nan, nan, nan, nan)) == "not estimable"

@@ -154,15 +154,13 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
-def _ratio(x: float) -> str:
-    """A ratio with enough decimals to tell it from 1 (1.0003 per pg/mL is not '1.00')."""
-    gap = abs(x - 1.0)
-    decimals = 2 if gap >= 0.1 else 3 if gap >= 0.01 else 5
-    return f"{x:.{decimals}f}"
-
-
 def _hr(hr, p: bool = True) -> str:
-    text = f"{_ratio(hr.estimate)} ({_ratio(hr.ci_low)}–{_ratio(hr.ci_high)})"
+    """A hazard ratio with its CI, with enough decimals to tell it from 1 (1.0003 per pg/mL)."""
+    if hr.estimate != hr.estimate:  # NaN: the note says why
+        return "not estimable"
+    gap = abs(hr.estimate - 1.0)
+    d = 2 if gap >= 0.1 else 3 if gap >= 0.01 else 5
+    text = f"{hr.estimate:.{d}f} ({hr.ci_low:.{d}f}–{hr.ci_high:.{d}f})"
     return text + (f", p = {hr.p:.2g}" if p else "")
 
 
