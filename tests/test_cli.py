@@ -96,3 +96,68 @@ def test_hazard_ratios_keep_the_digits_that_matter():
     assert _hr(HazardRatio(0.29, 0.14, 0.63, 0.0016), p=False) == "0.29 (0.14–0.63)"
     nan = float("nan")
     assert _hr(HazardRatio(nan, nan, nan, nan)) == "not estimable"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> dict:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def test_ui_serves_runs_and_figures_on_loopback(store, capsys):
+    """`stratify ui` over a store made by `stratify run`: the run, its metrics and a figure."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    assert main(["run", str(ROOT / "configs" / "gbsg2.yaml"), f"tracking.uri={store}"]) == 0
+    capsys.readouterr()
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "stratify.cli", "ui", "--store", str(store), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = (
+            time.monotonic() + 180
+        )  # MLflow starts in ~10 s idle, ~40 s on a loaded 2-core box
+        while True:
+            try:
+                found = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 5})
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, "the UI server exited"
+                assert time.monotonic() < deadline, "the UI did not answer within 180 s"
+                time.sleep(0.5)
+        exp = next(e for e in found["experiments"] if e["name"] == "gbsg2")
+        runs = _post(
+            f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]}
+        )
+        (run,) = runs["runs"]
+        assert run["info"]["status"] == "FINISHED"
+        assert {m["key"] for m in run["data"]["metrics"]} >= {"hr_unadjusted", "logrank_p"}
+        url = f"{base}/get-artifact?path=figures/forest_plot.png&run_uuid={run['info']['run_id']}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.read(8) == b"\x89PNG\r\n\x1a\n"
+    finally:
+        import os
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

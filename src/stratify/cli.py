@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("config", nargs="?", type=Path, help="a config whose store to open")
     ui.add_argument("--store", help="store folder or tracking URI (default: ./mlruns)")
     ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    ui.add_argument("--workers", type=int, default=1, help="server processes (default: 1)")
     ui.set_defaults(handler=_cmd_ui)
     return parser
 
@@ -136,7 +137,7 @@ def _write_atomically(frame, out: Path) -> None:
 
 def _cmd_ui(args: argparse.Namespace) -> int:
     from stratify.config import load_config, project_root
-    from stratify.tracking import Store
+    from stratify.tracking import Store, Tracker
 
     if args.config is not None:
         uri = load_config(args.config).tracking_uri
@@ -145,12 +146,12 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     if uri.startswith(("http://", "https://")):
         print(f"that store is a tracking server already: open {uri} in a browser")
         return 0
-    store = Store.from_uri(uri)
+    store = Tracker(Store.from_uri(uri)).store  # schema created before the server starts
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri]
     if store.artifact_root is not None:
         cmd += ["--default-artifact-root", store.artifact_root.as_uri()]
-    cmd += ["--host", "127.0.0.1", "--port", str(args.port)]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    cmd += ["--host", "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers)]
+    print(f"starting the MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
     return subprocess.call(cmd)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -29,6 +30,7 @@ from stratify.exceptions import StratifyInputError
 
 STORE_DB = "mlflow.db"
 ARTIFACTS = "artifacts"
+INIT_LOCK = ".init.lock"
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,10 @@ class Tracker:
         self.store = store
         _quiet_mlflow_logs()
         try:
-            self.client = MlflowClient(tracking_uri=store.tracking_uri)
+            if store.artifact_root is None:
+                self.client = MlflowClient(tracking_uri=store.tracking_uri)
+            else:
+                self.client = _initialised_client(store)
         except MlflowException as exc:
             raise StratifyInputError(f"tracking.uri: {_first_line(exc)}") from None
 
@@ -154,6 +159,19 @@ class Tracker:
     def get_run(self, run_id: str):
         """The MLflow run (for reading back what was logged)."""
         return self.client.get_run(run_id)
+
+
+def _initialised_client(store: Store) -> MlflowClient:
+    """A client of an embedded store whose schema exists, created by one process at a time.
+
+    MLflow creates and migrates the SQLite schema on first use; two processes doing so at
+    once (a run and ``stratify ui``, or parallel runs) corrupt the migration. The first
+    query under an exclusive file lock makes sure it happens once.
+    """
+    with FileLock(store.artifact_root.parent / INIT_LOCK, timeout=300):
+        client = MlflowClient(tracking_uri=store.tracking_uri)
+        client.search_experiments(max_results=1)
+    return client
 
 
 def _slug(name: str) -> str:
