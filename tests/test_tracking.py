@@ -73,3 +73,25 @@ def test_experiment_is_created_once(store):
     first = tracker.experiment_id("MIROCALS study")
     assert tracker.experiment_id("MIROCALS study") == first
     assert Tracker(Store.from_uri(str(store))).experiment_id("MIROCALS study") == first
+
+
+def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
+    """Regression: MLflow's schema migration raced when a run and `stratify ui` started together
+    on a new store ('No such constraint: uq_registered_models_name'). Three processes now."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "mlruns"
+    script = (
+        "import sys; from stratify.tracking import Store, Tracker; "
+        "t = Tracker(Store.from_uri(sys.argv[1])); print(t.experiment_id('shared'))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    ids = [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    assert len(set(ids)) == 1
