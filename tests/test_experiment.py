@@ -96,6 +96,8 @@ def test_user_csv_runs_like_a_builtin(tmp_path, store, trial_frame):
     )
     result = run(load_config(cfg))
     assert result.metrics["n_patients"] == 200
+    logged = MlflowClient(result.store.tracking_uri).get_run(result.run_id).data.metrics
+    assert (logged["n_input"], logged["n_excluded"]) == (200, 0)
     assert result.data.covariates == ["age", "male", "stage=II", "stage=III", "marker"]
 
 
@@ -128,3 +130,16 @@ def test_failure_inside_the_run_marks_it_failed(store, monkeypatch):
     runs = client.search_runs([client.get_experiment_by_name("gbsg2").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
     assert runs[0].data.tags["error"] == "RuntimeError: figure backend exploded"
+
+
+def test_complete_case_exclusions_are_logged(tmp_path, store, trial_frame):
+    frame = trial_frame.assign(age=trial_frame["age"].where(trial_frame.index % 50 != 0))
+    frame.to_csv(tmp_path / "trial.csv", index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "name: cc\nhorizon: 600\ndata:\n  path: trial.csv\n  missing: complete_case\n"
+        f"tracking:\n  uri: {store}\n"
+    )
+    result = run(load_config(cfg))
+    logged = MlflowClient(result.store.tracking_uri).get_run(result.run_id).data.metrics
+    assert (logged["n_input"], logged["n_excluded"], logged["n_patients"]) == (200, 4, 196)

@@ -27,6 +27,11 @@ def test_treated_label_and_arm_labels(trial_frame):
     np.testing.assert_array_equal(data.arm, trial_frame["arm"].to_numpy())
 
 
+def test_unquoted_yaml_yes_gets_a_hint(trial_frame):
+    frame = trial_frame.assign(arm=trial_frame["arm"].map({0: "no", 1: "yes"}))
+    assert "quote the label" in _err(frame, treated=True)
+
+
 def test_relabelling_treated_flips_arm(trial_frame):
     data = TrialData.from_frame(trial_frame, treated=0)
     np.testing.assert_array_equal(data.arm, 1 - trial_frame["arm"].to_numpy())

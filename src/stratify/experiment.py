@@ -106,7 +106,8 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
         tracker.log_params(run_id, config.flat_params())
         tracker.log_text(run_id, config.to_yaml(), "config.yaml")
         analysis = analyse_trial(data, horizon=config.horizon, cutpoints=config.data.cutpoints)
-        tracker.log_metrics(run_id, analysis.metrics())
+        counts = {"n_input": data.n_input, "n_excluded": sum(data.exclusions.values())}
+        tracker.log_metrics(run_id, analysis.metrics() | counts)
         tracker.log_table(run_id, analysis.table(), "tables/trial_analysis.csv")
         _log_figures(tracker, run_id, data, analysis, config)
         if config.tracking.log_patient_level:

@@ -270,9 +270,12 @@ def _check_arm(col: pd.Series, name: str, treated: object) -> tuple[np.ndarray, 
         )
     match = [lv for lv in levels if lv == treated or str(lv) == str(treated)]
     if not match:
+        hint = ""
+        if isinstance(treated, bool):
+            hint = " (YAML reads unquoted yes/no/on/off as true/false: quote the label)"
         raise StratifyInputError(
             f"treated arm label {treated!r} is not a value of column '{name}' "
-            f"(values: {_show(levels[0])}, {_show(levels[1])}); set data.treated"
+            f"(values: {_show(levels[0])}, {_show(levels[1])}); set data.treated{hint}"
         )
     treated_label = match[0]
     control_label = next(lv for lv in levels if lv is not treated_label and lv != treated_label)
