@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from stratify.trial import analyse_trial
 from stratify.trial.km import fit_km, rmst_se
 from stratify.trial.strata import analyse_strata, assign_strata, stratum_labels
 
+ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 RTOL_R = 1e-4  # agreement required with R survival 3.5 (see test_matches_r docstring)
 
@@ -366,3 +369,37 @@ def test_overall_cox_failure_is_a_clear_error():
     )
     with pytest.raises(StratifyInputError, match="Cox model of arm cannot be fitted"):
         analyse_trial(TrialData.from_frame(frame), horizon=3)
+
+
+def _numbers(tree, path=""):
+    """Flatten the numeric leaves of a JSON tree into {path: value} (provenance excluded)."""
+    if isinstance(tree, dict):
+        return {
+            k: v
+            for key, sub in tree.items()
+            if key != "provenance"
+            for k, v in _numbers(sub, f"{path}/{key}").items()
+        }
+    if isinstance(tree, list):
+        return {k: v for i, sub in enumerate(tree) for k, v in _numbers(sub, f"{path}/{i}").items()}
+    return {path: tree} if isinstance(tree, int | float) else {}
+
+
+@pytest.mark.skipif(
+    shutil.which("Rscript") is None, reason="R is not installed (.ci/run installs it)"
+)
+def test_committed_r_reference_is_what_the_r_script_produces(tmp_path):
+    """Provenance: rerunning tests/r/reference_gbsg2.R reproduces the committed JSON."""
+    out = tmp_path / "ref.json"
+    subprocess.run(
+        ["Rscript", str(ROOT / "tests" / "r" / "reference_gbsg2.R"), str(out)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    fresh = _numbers(json.loads(out.read_text()))
+    committed = _numbers(json.loads((DATA / "r_reference_gbsg2.json").read_text()))
+    assert fresh.keys() == committed.keys()
+    assert len(committed) > 100
+    for key, value in committed.items():
+        assert fresh[key] == pytest.approx(value, rel=1e-10, abs=1e-300), key

@@ -6,7 +6,7 @@ cancer: 686 patients, recurrence-free survival in days. The CSV is the fixed
 input of ``tests/r/reference_gbsg2.R`` (R reference values) and of
 ``tests/test_trial.py``; regenerate both with::
 
-    /tmp/venv/bin/python tests/r/export_gbsg2.py
+    .venv/bin/python tests/r/export_gbsg2.py
     Rscript tests/r/reference_gbsg2.R
 
 Columns: age, estrec, horTh, menostat, pnodes, progrec, tgrade, tsize, time,

@@ -4,7 +4,7 @@
 # Input:  tests/data/gbsg2.csv (written by tests/r/export_gbsg2.py)
 # Output: tests/data/r_reference_gbsg2.json (read by tests/test_trial.py)
 # Run from the repository root:
-#     Rscript tests/r/reference_gbsg2.R
+#     Rscript tests/r/reference_gbsg2.R [OUTPUT.json]
 #
 # Configuration (mirrors tests/test_trial.py):
 #     time = time, event = cens, arm = horTh (treated "yes", control "no"),
@@ -39,7 +39,9 @@ args <- commandArgs(trailingOnly = FALSE)
 script_arg <- sub("^--file=", "", args[grep("^--file=", args)])
 root <- if (length(script_arg)) normalizePath(file.path(dirname(script_arg), "..", "..")) else "."
 csv_path <- file.path(root, "tests", "data", "gbsg2.csv")
-json_path <- file.path(root, "tests", "data", "r_reference_gbsg2.json")
+out_arg <- commandArgs(trailingOnly = TRUE)  # optional: another output file (used by the test)
+json_path <- if (length(out_arg)) out_arg[1] else
+  file.path(root, "tests", "data", "r_reference_gbsg2.json")
 
 d <- read.csv(csv_path, stringsAsFactors = TRUE)
 stopifnot(identical(levels(d$horTh), c("no", "yes")),
