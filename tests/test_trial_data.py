@@ -21,6 +21,7 @@ def test_valid_frame_builds_encoded_trial(trial_frame):
 
 
 def test_treated_label_and_arm_labels(trial_frame):
+    """String labels: the treated label decides the coding."""
     frame = trial_frame.assign(arm=trial_frame["arm"].map({0: "placebo", 1: "IL-2"}))
     data = TrialData.from_frame(frame, treated="IL-2")
     assert data.arm_labels == ("placebo", "IL-2")
@@ -30,6 +31,77 @@ def test_treated_label_and_arm_labels(trial_frame):
 def test_unquoted_yaml_yes_gets_a_hint(trial_frame):
     frame = trial_frame.assign(arm=trial_frame["arm"].map({0: "no", 1: "yes"}))
     assert "quote the label" in _err(frame, treated=True)
+    # True == 1 in Python: a boolean label must not silently pick arm 1 of a 0/1 column
+    assert "quote the label" in _err(trial_frame, treated=True)
+
+
+def test_arms_not_coded_0_1_need_the_treated_label(trial_frame):
+    """A trial coded 1/2 must never be analysed with arm 1 silently taken as treated."""
+    frame = trial_frame.assign(arm=trial_frame["arm"] + 1)
+    message = _err(frame)
+    assert message == "column 'arm' has values 1, 2: set data.treated to the treated arm's label"
+    data = TrialData.from_frame(frame, treated=2)
+    np.testing.assert_array_equal(data.arm, trial_frame["arm"].to_numpy())
+    assert data.arm_labels == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [
+        (lambda n: [f"P{i % 150}" for i in range(n)], "id column 'pid': id 'P0' appears more"),
+        (lambda n: [None] + [f"P{i}" for i in range(1, n)], "id column 'pid': 1 missing id(s)"),
+    ],
+)
+def test_ids_must_be_unique_and_present(trial_frame, ids, expected):
+    frame = trial_frame.assign(pid=ids(len(trial_frame)))
+    assert expected in _err(frame, id_column="pid")
+
+
+def test_index_like_columns_are_refused_as_default_covariates(trial_frame):
+    saved = trial_frame.reset_index().rename(columns={"index": "Unnamed: 0"})
+    assert "column 'Unnamed: 0' looks like a row number or saved index" in _err(saved)
+    numbered = trial_frame.assign(patient_no=np.arange(1, len(trial_frame) + 1))
+    assert "column 'patient_no' looks like a row number" in _err(numbered)
+    # listed explicitly, or named as the id, it is the user's choice
+    TrialData.from_frame(numbered, id_column="patient_no")
+
+
+def test_numeric_column_with_stray_text_is_an_error_not_a_category(trial_frame):
+    frame = trial_frame.assign(
+        male=trial_frame["male"].astype(object).where(trial_frame.index != 4, ".")
+    )
+    assert "covariate 'male' is numeric but has non-numeric values such as '.'" in _err(frame)
+
+
+def test_reserved_names(trial_frame):
+    frame = trial_frame.rename(columns={"arm": "group"}).assign(arm=trial_frame["male"])
+    assert "covariate 'arm' has the name of the treatment term" in _err(frame, arm="group")
+    assert "modifier 'event' is the time, event, arm or id column" in _err(
+        trial_frame, modifier="event"
+    )
+
+
+def test_log_transform(trial_frame):
+    data = TrialData.from_frame(trial_frame, log_transform=["age"], modifier="marker")
+    assert "log_age" in data.covariates and "age" not in data.covariates
+    np.testing.assert_allclose(data.X["log_age"], np.log(trial_frame["age"]))
+    assert "the modifier 'marker' keeps its own units" in _err(
+        trial_frame, modifier="marker", log_transform=["marker"]
+    )
+    negative = trial_frame.assign(age=trial_frame["age"] - 100)
+    assert "column 'age' has values ≤ 0" in _err(negative, log_transform=["age"])
+    assert "'stage' is not a covariate" in _err(
+        trial_frame, covariates=["age"], log_transform=["stage"]
+    )
+
+
+def test_adjustment_is_the_configured_covariates(trial_frame):
+    """The modifier is kept for the interaction model, but adjusted only if listed."""
+    data = TrialData.from_frame(trial_frame, covariates=["age"], modifier="marker")
+    assert data.covariates == ["age", "marker"]
+    assert data.adjustment == ("age",)
+    listed = TrialData.from_frame(trial_frame, covariates=["age", "marker"], modifier="marker")
+    assert listed.adjustment == ("age", "marker")
 
 
 def test_relabelling_treated_flips_arm(trial_frame):
@@ -70,27 +142,27 @@ def _err(frame, **kw) -> str:
         (
             lambda f: f.assign(time=f["time"].astype(object).where(f.index != 3, "abc")),
             {},
-            "column 'time': non-numeric time 'abc' in row 3",
+            "column 'time': non-numeric time 'abc' in row 4",
         ),
         (
             lambda f: f.assign(time=f["time"].where(f.index != 5, 0.0)),
             {},
-            "column 'time': times must be > 0; row 5 has 0",
+            "column 'time': times must be > 0; row 6 has 0",
         ),
         (
             lambda f: f.assign(time=f["time"].where(f.index != 7, -2.0)),
             {},
-            "column 'time': times must be > 0; row 7 has -2",
+            "column 'time': times must be > 0; row 8 has -2",
         ),
         (
             lambda f: f.assign(time=f["time"].where(f.index != 9)),
             {},
-            "column 'time': 1 missing time(s), first in row 9",
+            "column 'time': 1 missing time(s), first in row 10",
         ),
         (
             lambda f: f.assign(event=f["event"].where(f.index != 2, 2)),
             {},
-            "column 'event': events must be 0 (censored) or 1 (event); found 2",
+            "column 'event': events must be 0 (censored) or 1 (event); found 2 in row 3",
         ),
         (
             lambda f: f.assign(event=f["event"].astype(object).where(f.index != 2, "dead")),
