@@ -19,7 +19,10 @@ from stratify.trial.strata import analyse_strata, assign_strata, stratum_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
-RTOL_R = 1e-4  # agreement required with R survival 3.5 (see test_matches_r docstring)
+#: Agreement with R survival 3.5 (see test_matches_r_metrics). The project requires 1e-4;
+#: we hold 1e-6, a hundred times tighter, since observed differences are ~1e-8 (R's own
+#: convergence), and 1e-6 fails if lifelines' default stopping rules are used.
+RTOL_R = 1e-6
 
 REQUIRED_KEYS = {
     "n_patients", "n_events", "logrank_p", "hr_unadjusted", "hr_unadjusted_ci_low",
@@ -106,13 +109,13 @@ def test_reference_provenance(reference):
 
 
 def test_matches_r_metrics(gbsg2, reference):
-    """Every metric equals R's to 1e-4 relative.
+    """Every metric equals R's to 1e-6 relative.
 
     Reference: tests/data/r_reference_gbsg2.json, written by tests/r/reference_gbsg2.R
     (R 4.2.2, survival 3.5-3: survfit with conf.type = "log-log", survdiff,
     coxph(ties = "efron") and summary(), print(survfit, rmean = 1825)) from
-    tests/data/gbsg2.csv. Tolerance: rtol = 1e-4, the project's required agreement
-    with R; observed differences are ~1e-8 or smaller.
+    tests/data/gbsg2.csv. Tolerance: rtol = 1e-6 (RTOL_R; the project requires 1e-4);
+    observed differences are ~1e-8 or smaller.
     """
     _, analysis = gbsg2
     got = analysis.metrics()
@@ -124,7 +127,7 @@ def test_matches_r_metrics(gbsg2, reference):
 
 @pytest.mark.parametrize("model", ["cox_adjusted", "cox_interaction", "cox_unadjusted"])
 def test_matches_r_cox_coefficients(gbsg2, reference, model):
-    """Every coefficient, SE and p-value of each Cox model equals R's (rtol 1e-4, as above)."""
+    """Every coefficient, SE and p-value of each Cox model equals R's (rtol 1e-6, as above)."""
     _, analysis = gbsg2
     fit = getattr(analysis, model)
     ref = reference[model]
@@ -145,7 +148,7 @@ def test_matches_r_cox_coefficients(gbsg2, reference, model):
 
 
 def test_matches_r_hr_curve(gbsg2, reference):
-    """The delta-method HR curve equals the one computed in R from vcov(coxph) (rtol 1e-4)."""
+    """The delta-method HR curve equals the one computed in R from vcov(coxph) (rtol 1e-6)."""
     _, analysis = gbsg2
     ref = reference["hr_curve"]
     curve = analysis.hr_curve(ref["modifier"])

@@ -13,15 +13,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from stratify.data.covariates import ARM_TERM
 from stratify.data.trial_data import TrialData
 from stratify.exceptions import StratifyInputError
 from stratify.trial.cox import CoxFit, CoxFitError, check_design, fit_cox
 from stratify.trial.km import arm_survival, logrank, rmst_difference
 from stratify.trial.result import TrialAnalysis
 from stratify.trial.strata import analyse_strata, check_cutpoints
-
-#: Name of the treatment term in every Cox model.
-ARM_TERM = "arm"
 
 
 def analyse_trial(
@@ -38,9 +36,9 @@ def analyse_trial(
     * Log-rank test (R ``survdiff``).
     * Cox hazard ratio of arm (treated vs control), Efron ties, Wald CI and
       p-value (R ``summary(coxph(..., ties = "efron"))``): unadjusted, and
-      adjusted on every column of ``data.X``.
-    * With ``data.modifier``: Cox model with arm, every covariate and
-      arm x modifier; reports the arm HR at modifier = 0 and the interaction HR
+      adjusted on ``data.adjusted_for`` (the configured covariates).
+    * With ``data.modifier``: Cox model with arm, the covariates, the modifier
+      and arm x modifier; reports the arm HR at modifier = 0 and the interaction HR
       per unit of the modifier.
     * With ``cutpoints``: unadjusted arm HR within each modifier stratum (see
       :mod:`stratify.trial.strata` for the stratum convention); a stratum that
@@ -99,6 +97,7 @@ def analyse_trial(
     if cuts:
         modifier = data.X[data.modifier].to_numpy(dtype=float)
         strata = analyse_strata(modifier, time, event, arm, cutpoints=cuts, alpha=alpha)
+        _refuse_empty_strata(strata, data.modifier, modifier)
     return TrialAnalysis(
         horizon=horizon,
         alpha=alpha,
@@ -120,9 +119,12 @@ def analyse_trial(
 
 
 def _design(data: TrialData, *, covariates: bool = True, interaction: bool = False) -> pd.DataFrame:
-    """Model columns: arm, then the covariates, then arm x modifier."""
+    """Model columns: arm, the adjustment covariates, then the modifier and arm x modifier."""
     arm = pd.Series(data.arm.astype(float), index=data.X.index, name=ARM_TERM)
-    parts = [arm] + ([data.X.astype(float)] if covariates else [])
+    columns = data.adjusted_for if covariates else []
+    if interaction and data.modifier not in columns:
+        columns = [*columns, data.modifier]
+    parts = [arm, data.X[columns].astype(float)]
     if interaction:
         parts.append((arm * data.X[data.modifier]).rename(f"{ARM_TERM} \u00d7 {data.modifier}"))
     return pd.concat(parts, axis=1)
@@ -153,6 +155,15 @@ def _check_horizon(data: TrialData, horizon: float) -> float:
     return h
 
 
+def _refuse_empty_strata(strata, name: str, values: np.ndarray) -> None:
+    empty = [s.label for s in strata if s.n == 0]
+    if empty:
+        raise StratifyInputError(
+            f"data.cutpoints: the {name} stratum '{empty[0]}' has no patients "
+            f"({name} ranges from {values.min():g} to {values.max():g})"
+        )
+
+
 def _check_alpha(alpha: float) -> float:
     try:
         a = float(alpha)
@@ -172,4 +183,7 @@ def _check_cutpoints(data: TrialData, cutpoints: Sequence[float] | None) -> tupl
         return ()
     if data.modifier is None:
         raise StratifyInputError("cutpoints need a modifier; set the trial's modifier column")
-    return check_cutpoints(cutpoints)
+    try:
+        return check_cutpoints(cutpoints)
+    except StratifyInputError as exc:
+        raise StratifyInputError(f"data.{exc}") from None
