@@ -2,6 +2,7 @@
 contract metric, honest status, no patient-level data unless the config allows it."""
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -110,18 +111,17 @@ def test_bad_data_stops_before_any_run_is_created(tmp_path, store, trial_frame):
     )
     with pytest.raises(StratifyInputError, match="column 'event'"):
         run(load_config(cfg))
-    assert not (store / "artifacts" / "bad").exists()
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     assert client.get_experiment_by_name("bad") is None
 
 
-def test_failure_inside_the_run_marks_it_failed(store, monkeypatch):
-    import stratify.experiment as experiment
+def test_failure_while_logging_marks_the_run_failed(store, monkeypatch):
+    from stratify.tracking import Tracker
 
     def boom(*args, **kwargs):
-        raise RuntimeError("figure backend exploded")
+        raise RuntimeError("artifact store rejected the figure")
 
-    monkeypatch.setattr(experiment, "_log_figures", boom)
+    monkeypatch.setattr(Tracker, "log_figure", boom)
     config = _config("gbsg2.yaml", store)
     data = load_trial(config)
     with pytest.raises(RuntimeError):
@@ -129,7 +129,7 @@ def test_failure_inside_the_run_marks_it_failed(store, monkeypatch):
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("gbsg2").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
-    assert runs[0].data.tags["error"] == "RuntimeError: figure backend exploded"
+    assert runs[0].data.tags["error"] == "RuntimeError: artifact store rejected the figure"
 
 
 def test_complete_case_exclusions_are_logged(tmp_path, store, trial_frame):
@@ -143,3 +143,20 @@ def test_complete_case_exclusions_are_logged(tmp_path, store, trial_frame):
     result = run(load_config(cfg))
     logged = MlflowClient(result.store.tracking_uri).get_run(result.run_id).data.metrics
     assert (logged["n_input"], logged["n_excluded"], logged["n_patients"]) == (200, 4, 196)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("horizon=641", "horizon 641 is beyond the last follow-up time"),
+        ("data.cutpoints=[750,3700,90000]", "data.cutpoints: the csf_pnfh stratum '> 90000'"),
+        ("data.covariates=[age,svc,male,male2]", "column 'male2' not found"),
+    ],
+)
+def test_analysis_errors_stop_before_any_run_is_created(store, override, message):
+    """Errors found by the analysis itself also leave the store untouched."""
+    config = _config("mirocals.yaml", store, override)
+    with pytest.raises(StratifyInputError, match=re.escape(message)):
+        run(config)
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    assert client.get_experiment_by_name("mirocals") is None

@@ -65,7 +65,7 @@ MIROCALS_TARGETS: tuple[Target, ...] = (
 )
 
 #: The sheet's adjusted model: arm × pNFH adjusted for age, bulbar onset, ln ΔFS and SVC.
-ADJUSTMENT = ["age", "bulbar_onset", "log_delta_fs", "svc"]
+ADJUSTMENT = ["age", "bulbar_onset", "delta_fs", "svc"]
 
 
 def mirocals_statistics(frame: pd.DataFrame) -> dict[str, float]:
@@ -82,9 +82,7 @@ def mirocals_statistics(frame: pd.DataFrame) -> dict[str, float]:
         Keyed by target name. A stratum whose hazard ratio cannot be estimated gives NaN.
     """
     data = TrialData.from_frame(
-        frame.assign(log_delta_fs=np.log(frame["delta_fs"])),
-        covariates=ADJUSTMENT,
-        modifier="csf_pnfh",
+        frame, covariates=ADJUSTMENT, log_transform=["delta_fs"], modifier="csf_pnfh"
     )
     a = analyse_trial(data, horizon=640.0, cutpoints=[750, 3700])
     un, adj, inter = a.hr_unadjusted, a.hr_interaction_arm, a.interaction_hr

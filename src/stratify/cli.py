@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``stratify`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.handler(args)
     except StratifyInputError as exc:
@@ -33,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM (a scheduler, ``timeout``, ``kill``) stops like Ctrl-C: open runs end KILLED."""
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,18 +99,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run(config, data=data)
     print(summarise(result.analysis))
     print(f"\nMLflow run {result.run_id} in experiment '{config.experiment_name}'")
-    print(f"  browse it:  stratify ui {args.config}")
-    print(f"        or:  {result.store.ui_command()}")
+    uri = config.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        print(f"  browse it:  {uri}")
+    else:
+        print(f"  browse it:  stratify ui --store {uri}")
+        print(f"        or:  {result.store.ui_command()}")
     return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from stratify.config import load_config
-    from stratify.experiment import load_trial
+    from stratify.experiment import analyse, load_trial
 
     config = load_config(args.config, args.overrides)
     data = load_trial(config)
-    print(f"{args.config}: valid. {data.summary()}; {len(data.covariates)} covariate columns")
+    analyse(config, data)
+    print(f"{args.config}: valid. {data.summary()}")
+    print(f"  treated arm: {data.arm_labels[1]!r}, control arm: {data.arm_labels[0]!r}")
+    print(f"  adjusted for: {', '.join(data.adjusted_for) or '(nothing)'}")
+    if data.modifier:
+        print(f"  modifier: {data.modifier}")
     return 0
 
 
@@ -121,8 +139,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _write_atomically(frame, out: Path) -> None:
     """Write to a temporary file beside ``out``, then rename: never a partial file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
+    if out.parent.exists() and not out.parent.is_dir():
+        raise StratifyInputError(f"--out: {out.parent} is a file, not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
+    except OSError as exc:
+        raise StratifyInputError(f"--out: cannot write {out}: {exc.strerror}") from None
     os.close(fd)
     try:
         if out.suffix.lower() == ".parquet":
@@ -130,6 +153,8 @@ def _write_atomically(frame, out: Path) -> None:
         else:
             frame.to_csv(tmp, index=False)
         os.replace(tmp, out)
+    except OSError as exc:
+        raise StratifyInputError(f"--out: cannot write {out}: {exc.strerror}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -159,10 +184,16 @@ def _hr(hr, p: bool = True) -> str:
     """A hazard ratio with its CI, with enough decimals to tell it from 1 (1.0003 per pg/mL)."""
     if hr.estimate != hr.estimate:  # NaN: the note says why
         return "not estimable"
-    gap = abs(hr.estimate - 1.0)
+    gap = max(abs(v - 1.0) for v in (hr.estimate, hr.ci_low, hr.ci_high))
     d = 2 if gap >= 0.1 else 3 if gap >= 0.01 else 5
     text = f"{hr.estimate:.{d}f} ({hr.ci_low:.{d}f}–{hr.ci_high:.{d}f})"
     return text + (f", p = {hr.p:.2g}" if p else "")
+
+
+def _names(terms, most: int = 6) -> str:
+    if len(terms) <= most:
+        return ", ".join(terms)
+    return f"{', '.join(terms[:most])} and {len(terms) - most} more terms"
 
 
 def summarise(analysis) -> str:
@@ -178,8 +209,7 @@ def summarise(analysis) -> str:
         f"({d.ci_low:+.1f} to {d.ci_high:+.1f}), p = {d.p:.2g}",
         f"Log-rank:  chi² = {analysis.logrank_chisq:.2f}, p = {analysis.logrank_p:.2g}",
         f"HR treated vs control, unadjusted:  {_hr(analysis.hr_unadjusted)}",
-        f"HR adjusted on {len(analysis.cox_adjusted.terms) - 1} covariates:  "
-        f"{_hr(analysis.hr_adjusted)}",
+        f"HR adjusted for {_names(analysis.cox_adjusted.terms[1:])}:  {_hr(analysis.hr_adjusted)}",
     ]
     m = analysis.modifier
     if analysis.cox_interaction is not None:

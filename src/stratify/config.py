@@ -16,16 +16,25 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stratify.exceptions import StratifyInputError
 
-#: URI schemes handed to MLflow as they are; anything else is a local folder.
-_URI_SCHEMES = ("sqlite:", "http:", "https:", "postgresql", "mysql", "mssql", "databricks")
+
+def is_local_folder(uri: str) -> bool:
+    """True for a folder path (the embedded store); False for a URI with a scheme.
+
+    A one-letter scheme is a Windows drive (``C:\\runs``), hence a folder;
+    ``file:`` URIs name folders too.
+    """
+    scheme = urlparse(uri).scheme
+    return len(scheme) <= 1 or scheme == "file"
 
 
 class _Frozen(BaseModel):
@@ -60,13 +69,20 @@ class DataConfig(_Frozen):
     time: str = Field("time", description="Follow-up time column (days).")
     event: str = Field("event", description="Event column: 1 = event (death), 0 = censored.")
     arm: str = Field("arm", description="Randomised arm column (two values).")
-    treated: int | float | str | bool = Field(1, description="Label of the treated arm.")
+    treated: int | float | str | bool | None = Field(
+        None,
+        description="Label of the treated arm; may be omitted when the arm is coded 0/1 "
+        "(1 = treated). Quote labels such as 'yes' (YAML reads yes/no as booleans).",
+    )
     covariates: list[str] | None = Field(
         None, description="Baseline covariates; default: every other column."
     )
     modifier: str | None = Field(None, description="Biomarker of interest (e.g. csf_pnfh).")
     cutpoints: list[float] | None = Field(
         None, description="Cut-points of the modifier defining strata, increasing."
+    )
+    log_transform: list[str] = Field(
+        [], description="Covariates analysed on the natural-log scale (as log_<name>)."
     )
     id: str | None = Field(None, description="Column identifying patients; default: row number.")
     missing: Literal["error", "complete_case"] = Field(
@@ -86,6 +102,8 @@ class DataConfig(_Frozen):
         if self.cutpoints is not None:
             if self.modifier is None:
                 raise ValueError("data.cutpoints needs data.modifier")
+            if not self.cutpoints or not all(math.isfinite(c) for c in self.cutpoints):
+                raise ValueError("data.cutpoints must be one or more finite numbers")
             if any(b <= a for a, b in zip(self.cutpoints, self.cutpoints[1:], strict=False)):
                 raise ValueError("data.cutpoints must be strictly increasing")
         return self
@@ -128,13 +146,16 @@ class ExperimentConfig(_Frozen):
 
     @property
     def tracking_uri(self) -> str:
-        """``tracking.uri`` with a local folder resolved to an absolute path."""
+        """``tracking.uri`` with local paths (a folder, an SQLite file) made absolute."""
         uri = self.tracking.uri
-        if uri.startswith(_URI_SCHEMES):
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            path = Path(uri.removeprefix("sqlite:///")).expanduser()
+            return f"sqlite:///{(self.base_dir / path).resolve()}"
+        if not is_local_folder(uri):
             return uri
         if uri.startswith("file:"):
-            uri = uri.removeprefix("file://").removeprefix("file:")
-        return str((self.base_dir / uri).resolve())
+            uri = urlparse(uri).path
+        return str((self.base_dir / Path(uri).expanduser()).resolve())
 
     @property
     def experiment_name(self) -> str:
@@ -157,8 +178,12 @@ class ExperimentConfig(_Frozen):
 
     @property
     def config_hash(self) -> str:
-        """SHA-256 (first 12 hex digits) of the canonical config."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """SHA-256 (first 12 hex digits) of what the analysis depends on.
+
+        ``tracking`` is left out: the same analysis logged to two stores has one hash.
+        """
+        analysis = {k: v for k, v in self.to_dict().items() if k != "tracking"}
+        blob = json.dumps(analysis, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def flat_params(self) -> dict[str, str]:
@@ -204,17 +229,36 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise StratifyInputError(f"config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise StratifyInputError(f"config file {path}: not UTF-8 text") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise StratifyInputError(f"config file {path}: not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        detail = f": {problem}" if problem else ""
+        raise StratifyInputError(f"config file {path}: not valid YAML{where}{detail}") from None
     if not isinstance(raw, dict):
         raise StratifyInputError(f"config file {path}: expected a mapping of keys to values")
     for item in overrides:
         apply_override(raw, item)
     return validate_config(raw, base_dir=project_root(path), source=str(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from stratify import __version__, plots
 from stratify.config import ExperimentConfig
@@ -74,11 +75,37 @@ def load_trial(config: ExperimentConfig) -> TrialData:
         modifier=spec.modifier,
         id_column=spec.id,
         missing=spec.missing,
+        log_transform=spec.log_transform,
     )
+
+
+def analyse(config: ExperimentConfig, data: TrialData) -> tuple[TrialAnalysis, dict[str, Figure]]:
+    """The trial analysis and its figures: everything a run logs, computed before it opens.
+
+    Raises
+    ------
+    StratifyInputError
+        If the data cannot support the analysis (horizon beyond follow-up, a
+        constant covariate, an empty stratum, a Cox model that cannot be fitted).
+    """
+    analysis = analyse_trial(data, horizon=config.horizon, cutpoints=config.data.cutpoints)
+    km = plots.km_by_arm(data, horizon=config.horizon, logrank_p=analysis.logrank_p)
+    figures = {"figures/km_by_arm.png": km}
+    if analysis.strata:
+        figures["figures/km_by_stratum.png"] = plots.km_by_stratum(data, analysis)
+    figures["figures/forest_plot.png"] = plots.forest_plot(analysis)
+    if analysis.cox_interaction is not None:
+        figures["figures/interaction_hr.png"] = plots.interaction_curve(
+            analysis, data, show_patients=config.tracking.log_patient_level
+        )
+    return analysis, figures
 
 
 def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
     """Run an experiment and record it as one MLflow run.
+
+    Input and analysis errors stop the experiment before the run is created;
+    a failure while logging closes the run as FAILED with an ``error`` tag.
 
     Parameters
     ----------
@@ -93,6 +120,7 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
     Result
     """
     data = load_trial(config) if data is None else data
+    analysis, figures = analyse(config, data)
     tracker = Tracker(Store.from_uri(config.tracking_uri))
     tags = {
         "stratify.version": __version__,
@@ -100,34 +128,20 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
         "stratify.config_hash": config.config_hash,
         "stratify.dataset_hash": dataset_hash(data),
         "stratify.data_source": _data_source(config),
+        "mlflow.note.content": describe(analysis, data),
     }
     run_name = f"{config.name}-{config.config_hash[:7]}"
     with tracker.run(config.experiment_name, run_name=run_name, tags=tags) as run_id:
         tracker.log_params(run_id, config.flat_params())
         tracker.log_text(run_id, config.to_yaml(), "config.yaml")
-        analysis = analyse_trial(data, horizon=config.horizon, cutpoints=config.data.cutpoints)
         counts = {"n_input": data.n_input, "n_excluded": sum(data.exclusions.values())}
         tracker.log_metrics(run_id, analysis.metrics() | counts)
         tracker.log_table(run_id, analysis.table(), "tables/trial_analysis.csv")
-        _log_figures(tracker, run_id, data, analysis, config)
+        for path, figure in figures.items():
+            tracker.log_figure(run_id, figure, path)
         if config.tracking.log_patient_level:
             tracker.log_table(run_id, patient_table(data), "data/trial.csv")
-        tracker.set_tags(run_id, {"mlflow.note.content": describe(analysis, data)})
     return Result(config=config, data=data, analysis=analysis, run_id=run_id, store=tracker.store)
-
-
-def _log_figures(tracker, run_id, data, analysis, config) -> None:
-    km = plots.km_by_arm(data, horizon=config.horizon, logrank_p=analysis.logrank_p)
-    figures = {"figures/km_by_arm.png": km}
-    if analysis.strata:
-        figures["figures/km_by_stratum.png"] = plots.km_by_stratum(data, analysis)
-    figures["figures/forest_plot.png"] = plots.forest_plot(analysis)
-    if analysis.cox_interaction is not None:
-        figures["figures/interaction_hr.png"] = plots.interaction_curve(
-            analysis, data, show_patients=config.tracking.log_patient_level
-        )
-    for path, figure in figures.items():
-        tracker.log_figure(run_id, figure, path)
 
 
 def describe(analysis: TrialAnalysis, data: TrialData) -> str:
@@ -191,4 +205,4 @@ def _git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-__all__ = ["Result", "dataset_hash", "describe", "load_trial", "patient_table", "run"]
+__all__ = ["Result", "analyse", "dataset_hash", "describe", "load_trial", "patient_table", "run"]

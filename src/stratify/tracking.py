@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 from filelock import FileLock
@@ -26,6 +27,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from stratify.config import is_local_folder
 from stratify.exceptions import StratifyInputError
 
 STORE_DB = "mlflow.db"
@@ -43,9 +45,9 @@ class Store:
     @classmethod
     def from_uri(cls, uri: str) -> Store:
         """A store for a folder path (created) or an MLflow tracking URI (as is)."""
-        if "://" in uri or uri.startswith(("sqlite:", "databricks")):
+        if not is_local_folder(uri):
             return cls(tracking_uri=uri)
-        folder = Path(uri)
+        folder = Path(urlparse(uri).path if uri.startswith("file:") else uri).expanduser()
         try:
             (folder / ARTIFACTS).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -82,13 +84,21 @@ class Tracker:
                 self.client = MlflowClient(tracking_uri=store.tracking_uri)
             else:
                 self.client = _initialised_client(store)
-        except MlflowException as exc:
-            raise StratifyInputError(f"tracking.uri: {_first_line(exc)}") from None
+        except Exception as exc:  # any failure to open a store is the same user-facing problem
+            raise StratifyInputError(
+                f"tracking.uri: cannot open the MLflow store {store.tracking_uri}: "
+                f"{_first_line(exc)}"
+            ) from None
 
     def experiment_id(self, name: str) -> str:
         """Id of the experiment ``name``, created (with its artifact folder) if needed."""
         try:
             found = self.client.get_experiment_by_name(name)
+            if found is not None and found.lifecycle_stage == "deleted":
+                raise StratifyInputError(
+                    f"tracking.experiment: experiment '{name}' was deleted in this store; "
+                    "restore it in the MLflow UI or choose another tracking.experiment"
+                )
             if found is not None:
                 return found.experiment_id
             location = None
