@@ -164,3 +164,39 @@ def test_ui_serves_runs_and_figures_on_loopback(store, capsys):
 
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_sigterm_mid_run_ends_the_run_killed(store):
+    """A scheduler's SIGTERM while the run is open: exit 130 and the run is KILLED, not RUNNING.
+
+    Logging a figure is made to hang so the signal lands while the run is open.
+    """
+    import os
+    import signal
+
+    script = (
+        "import sys, time\n"
+        "import stratify.tracking as tracking\n"
+        "def hang(*args, **kwargs):\n"
+        "    print('LOGGING', flush=True)\n"
+        "    time.sleep(120)\n"
+        "tracking.Tracker.log_figure = hang\n"
+        "from stratify.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    config = str(ROOT / "configs" / "gbsg2.yaml")
+    with subprocess.Popen(
+        [sys.executable, "-c", script, "run", config, f"tracking.uri={store}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
+        for line in proc.stdout:
+            if line.strip() == "LOGGING":
+                break
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("gbsg2").experiment_id])
+    assert run.info.status == "KILLED"
+    assert run.data.tags["error"] == "interrupted by the user"

@@ -66,6 +66,8 @@ def test_override_null_removes_a_setting_so_another_source_can_be_used():
         (["data.path=x.csv"], "give exactly one of data.path, data.dataset, data.simulate"),
         (["data.cutpoints=[3700,750]"], "data.cutpoints must be strictly increasing"),
         (["seed"], "override 'seed': expected key=value"),
+        (["data.treated=[1,2]"], "data.treated: not a valid value of this field (got [1, 2])"),
+        (["tracking=5"], "tracking: Input should be a valid dictionary (got 5)"),
         (["seed.x=1"], "override 'seed.x=1': 'seed' is not a section"),
     ],
 )
@@ -141,3 +143,43 @@ def test_flat_params_are_dotted_strings():
     assert params["data.cutpoints"] == "750.0,3700.0"
     assert params["tracking.log_patient_level"] == "False"
     assert "base_dir" not in params
+
+
+def test_duplicate_keys_and_non_utf8_are_one_line_errors(tmp_path):
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("name: x\nseed: 1\nseed: 2\nhorizon: 3\ndata: {simulate: {}}\n")
+    with pytest.raises(StratifyInputError, match="line 3: key 'seed' is given twice"):
+        load_config(dup)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(StratifyInputError, match="not UTF-8 text"):
+        load_config(latin)
+
+
+@pytest.mark.parametrize("cutpoints", [[], [float("nan")], [750, float("inf")]])
+def test_cutpoints_must_be_finite_numbers(cutpoints):
+    raw = {**BASE, "data": {"simulate": {}, "modifier": "csf_pnfh", "cutpoints": cutpoints}}
+    with pytest.raises(StratifyInputError, match=r"data\.cutpoints must be one or more finite"):
+        validate_config(raw)
+
+
+def test_local_tracking_paths_resolve_against_the_project(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    base = {**BASE, "tracking": {}}
+    cases = {
+        "sqlite:///runs/m.db": f"sqlite:///{tmp_path / 'runs' / 'm.db'}",
+        "sqlite:////abs/m.db": "sqlite:////abs/m.db",
+        "~/stores/x": str(tmp_path / "home" / "stores" / "x"),
+        "file:///srv/mlruns": "/srv/mlruns",
+        "s3://bucket/prefix": "s3://bucket/prefix",
+        "postgresql+psycopg2://u@localhost/db": "postgresql+psycopg2://u@localhost/db",
+    }
+    for uri, expected in cases.items():
+        config = validate_config({**base, "tracking": {"uri": uri}}, base_dir=tmp_path)
+        assert config.tracking_uri == expected, uri
+
+
+def test_config_hash_ignores_where_runs_are_tracked():
+    a = validate_config({**BASE, "tracking": {"uri": "one"}})
+    b = validate_config({**BASE, "tracking": {"uri": "two", "experiment": "other"}})
+    assert a.config_hash == b.config_hash

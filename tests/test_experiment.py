@@ -1,6 +1,7 @@
 """`run(config)` end to end, in-process, into a private store: every shipped config, every
 contract metric, honest status, no patient-level data unless the config allows it."""
 
+import json
 import math
 import re
 from pathlib import Path
@@ -59,13 +60,29 @@ def test_shipped_config_runs_and_logs_the_contract(name, store):
     assert experiment.artifact_location.startswith((store / "artifacts").as_uri())
 
 
-def test_mirocals_run_reports_what_the_trial_reported(store):
+def test_flagship_run_agrees_with_r_on_its_own_trial(store):
+    """`stratify run configs/mirocals.yaml` analyses the seed-3 trial exactly as R does.
+
+    Reference: tests/data/r_reference_mirocals_seed3.json (tests/r/reference_extra.R on the
+    same simulated trial, exported by tests/r/export_references.py); rtol 1e-6.
+    """
+    reference = json.loads(
+        (ROOT / "tests" / "data" / "r_reference_mirocals_seed3.json").read_text()
+    )
     metrics = run(_config("mirocals.yaml", store)).metrics
-    assert metrics["n_patients"] == 220
-    assert 60 <= metrics["n_events"] <= 120
-    assert 0 < metrics["km_surv_control"] < 1
-    assert metrics["rmst_diff_ci_low"] < metrics["rmst_diff"] < metrics["rmst_diff_ci_high"]
-    assert {"stratum1_hr", "stratum2_hr", "stratum3_hr"} <= set(metrics)
+    terms = {
+        "hr_unadjusted": reference["cox_unadjusted"]["terms"]["arm"],
+        "hr_adjusted": reference["cox_adjusted"]["terms"]["arm"],
+        "hr_interaction_arm": reference["cox_interaction"]["terms"]["arm"],
+    }
+    for key, ref in terms.items():
+        for suffix, name in (("", "hr"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high")):
+            assert metrics[key + suffix] == pytest.approx(ref[name], rel=1e-6), key + suffix
+    inter = reference["cox_interaction"]["terms"]["arm:csf_pnfh"]
+    assert metrics["interaction_hr_per_unit"] == pytest.approx(inter["hr"], rel=1e-6)
+    assert metrics["interaction_p"] == pytest.approx(inter["p"], rel=1e-6)
+    assert metrics["logrank_p"] == pytest.approx(reference["logrank"]["p"], rel=1e-6)
+    assert (metrics["n_patients"], metrics["n_events"]) == (220, 90)
 
 
 def test_same_config_and_seed_give_the_same_numbers(store):

@@ -95,3 +95,18 @@ def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
     ids = [p.communicate(timeout=300)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert len(set(ids)) == 1
+
+
+def test_a_file_that_is_not_a_store_is_an_input_error(tmp_path):
+    folder = tmp_path / "mlruns"
+    folder.mkdir()
+    (folder / "mlflow.db").write_text("not a database")
+    with pytest.raises(StratifyInputError, match=r"cannot open the MLflow store .*not a database"):
+        Tracker(Store.from_uri(str(folder)))
+
+
+def test_deleted_experiment_is_an_input_error(store):
+    tracker = Tracker(Store.from_uri(str(store)))
+    tracker.client.delete_experiment(tracker.experiment_id("gone"))
+    with pytest.raises(StratifyInputError, match="experiment 'gone' was deleted"):
+        tracker.experiment_id("gone")

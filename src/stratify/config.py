@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -317,17 +318,42 @@ def validate_config(
 
 
 def _describe(error: dict[str, Any]) -> str:
-    loc = [str(p) for p in error["loc"] if not str(p).startswith("function-after")]
+    loc, union_branch = _field_path(error["loc"])
     key = ".".join(loc) or "config"
+    if union_branch:
+        return f"{key}: not a valid value of this field (got {error.get('input')!r})"
     if error["type"] == "extra_forbidden":
         hint = _closest(loc)
         return f"unknown key '{key}'" + (f"; did you mean '{hint}'?" if hint else "")
     if error["type"] == "missing":
         return f"'{key}' is required"
-    message = error["msg"].removeprefix("Value error, ")
+    message = re.sub(r" or instance of \w+", "", error["msg"].removeprefix("Value error, "))
     if key == "config" or error["type"] == "value_error":
         return message if key in ("config", "data") else f"{key}: {message}"
     return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def _field_path(loc: tuple) -> tuple[list[str], bool]:
+    """The dotted path of real fields in a pydantic error location.
+
+    Pydantic adds the type tried in a union (``data.treated.int``) and validator
+    names to the location; those are dropped, and reported as a union mismatch.
+    """
+    model: type[BaseModel] | None = ExperimentConfig
+    path: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            path.append(str(part))
+            continue
+        if model is not None and part in model.model_fields:
+            path.append(part)
+            model = _submodel(model.model_fields[part].annotation)
+            continue
+        if model is None and not str(part).startswith("function-"):
+            return path, True
+        if model is not None and len(path) + 1 == len(loc):
+            path.append(part)  # an unknown key: keep it for the message
+    return path, False
 
 
 def _closest(loc: list[str]) -> str | None:

@@ -190,19 +190,25 @@ def _data_source(config: ExperimentConfig) -> str:
 
 
 def _git_commit() -> str:
-    """Commit of the stratify source tree (with ``-dirty``), or ``unknown`` if not a checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "describe", "--always", "--dirty", "--abbrev=40"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
+    """Commit of the stratify source (``-dirty`` if modified), or ``unknown``.
+
+    Only when this file is tracked by the surrounding checkout: an installed copy of
+    stratify inside some other repository must not be tagged with that repository's commit.
+    """
+    here = Path(__file__).resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["git", "-C", str(here.parent), *args], capture_output=True, text=True, timeout=10
         )
+
+    try:
+        if git("ls-files", "--error-unmatch", here.name).returncode != 0:
+            return "unknown"
+        described = git("describe", "--always", "--dirty", "--abbrev=40")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    return described.stdout.strip() or "unknown"
 
 
 __all__ = ["Result", "analyse", "dataset_hash", "describe", "load_trial", "patient_table", "run"]
