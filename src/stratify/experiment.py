@@ -1,9 +1,10 @@
 """One experiment, one pass: config → trial data → analyses → figures → MLflow run.
 
 ``run(config) -> Result`` is what ``stratify run`` calls, and what tests call
-in-process. Input is checked before anything is written: a bad config or data
-file stops the run before a tracking run exists. Once the run is open, any
-failure closes it as FAILED with an ``error`` tag.
+in-process. Everything that can fail on the user's input (config, data, the
+analysis and its figures) happens before the tracking run is created; the open
+run only records, and a failure while recording closes it as FAILED with an
+``error`` tag.
 """
 
 from __future__ import annotations
@@ -39,7 +40,13 @@ class Result:
     @property
     def metrics(self) -> dict[str, float]:
         """The metrics logged to the run."""
-        return self.analysis.metrics()
+        return run_metrics(self.analysis, self.data)
+
+
+def run_metrics(analysis: TrialAnalysis, data: TrialData) -> dict[str, float]:
+    """Everything a run logs as metrics: the analysis, and how many rows were used."""
+    counts = {"n_input": data.n_input, "n_excluded": sum(data.exclusions.values())}
+    return analysis.metrics() | {k: float(v) for k, v in counts.items()}
 
 
 def load_trial(config: ExperimentConfig) -> TrialData:
@@ -134,8 +141,7 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
     with tracker.run(config.experiment_name, run_name=run_name, tags=tags) as run_id:
         tracker.log_params(run_id, config.flat_params())
         tracker.log_text(run_id, config.to_yaml(), "config.yaml")
-        counts = {"n_input": data.n_input, "n_excluded": sum(data.exclusions.values())}
-        tracker.log_metrics(run_id, analysis.metrics() | counts)
+        tracker.log_metrics(run_id, run_metrics(analysis, data))
         tracker.log_table(run_id, analysis.table(), "tables/trial_analysis.csv")
         for path, figure in figures.items():
             tracker.log_figure(run_id, figure, path)
@@ -211,4 +217,13 @@ def _git_commit() -> str:
     return described.stdout.strip() or "unknown"
 
 
-__all__ = ["Result", "analyse", "dataset_hash", "describe", "load_trial", "patient_table", "run"]
+__all__ = [
+    "Result",
+    "analyse",
+    "dataset_hash",
+    "describe",
+    "load_trial",
+    "patient_table",
+    "run",
+    "run_metrics",
+]
