@@ -336,7 +336,7 @@ def _stratum_caption(stratum) -> str:
     head = f"n = {stratum.n}, {stratum.events} events"
     if np.isfinite(stratum.hr.estimate):
         return f"{head}\nHR {_format_hr(stratum.hr)}, {_format_p(stratum.hr.p)}"
-    return f"{head}\nHR not estimable:\n{stratum.note}"
+    return f"{head}\nHR not estimable:\n{textwrap.fill(stratum.note, 34)}"
 
 
 def _format_hr(hr: HazardRatio, digits: int = 2) -> str:
