@@ -4,7 +4,7 @@ GBSG2 (German Breast Cancer Study Group 2; Schumacher et al., 1994) is a
 randomised trial of hormonal therapy (``horTh``) in node-positive breast
 cancer: 686 patients, recurrence-free survival in days. The CSV is the fixed
 input of ``tests/r/reference_gbsg2.R`` (R reference values) and of
-``tests/test_trial.py``; regenerate both with::
+``tests/test_trial_reference.py``; regenerate both with::
 
     .venv/bin/python tests/r/export_gbsg2.py
     Rscript tests/r/reference_gbsg2.R

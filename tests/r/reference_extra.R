@@ -29,16 +29,13 @@
 # Cox models are summary(coxph(...)) with ties = "efron" and the default coxph.control();
 # hazard ratios, Wald CIs and Wald p-values are those of summary(). The RMST difference
 # (treated - control) uses se = sqrt(se1^2 + se0^2), a normal CI and a two-sided normal p.
-# jsonlite is not installed with Debian's r-cran-survival, so JSON is written by hand below
-# (same writer as tests/r/reference_gbsg2.R).
+# The JSON writer and the KM/log-rank/RMST, Cox and HR-curve summaries are shared with
+# tests/r/reference_gbsg2.R, in tests/r/common.R.
 
-suppressPackageStartupMessages(library(survival))
+file_arg <- grep("^--file=", commandArgs(trailingOnly = FALSE), value = TRUE)
+here <- if (length(file_arg)) dirname(sub("^--file=", "", file_arg[1])) else "tests/r"
+source(file.path(here, "common.R"))  # root, LEVEL, z, to_json, cox_terms, ...
 
-LEVEL <- 0.95
-z <- qnorm(1 - (1 - LEVEL) / 2)
-args <- commandArgs(trailingOnly = FALSE)
-script_arg <- sub("^--file=", "", args[grep("^--file=", args)])
-root <- if (length(script_arg)) normalizePath(file.path(dirname(script_arg), "..", "..")) else "."
 out_arg <- commandArgs(trailingOnly = TRUE)  # optional: another output directory (the test)
 out_dir <- if (length(out_arg)) out_arg[1] else file.path(root, "tests", "data")
 
@@ -59,46 +56,6 @@ CONFIGS <- list(
     curve_at = c(0, 20, 100, 500),
     labels = c("< 20", "\\u2265 20"))
 )
-
-# ---- JSON writer (numbers with 17 significant digits) -------------------------------------
-to_json <- function(x, indent = "") {
-  inner <- paste0(indent, "  ")
-  if (is.null(x)) return("null")
-  if (is.list(x)) {
-    if (is.null(names(x))) {
-      items <- vapply(x, to_json, "", indent = inner)
-      return(paste0("[\n", inner, paste(items, collapse = paste0(",\n", inner)), "\n", indent, "]"))
-    }
-    items <- mapply(function(k, v) paste0('"', k, '": ', to_json(v, inner)), names(x), x)
-    return(paste0("{\n", inner, paste(items, collapse = paste0(",\n", inner)), "\n", indent, "}"))
-  }
-  scalar <- function(v) {
-    if (is.na(v)) return("null")
-    if (is.character(v)) return(paste0('"', gsub('"', '\\\\"', v), '"'))
-    if (is.logical(v)) return(if (v) "true" else "false")
-    sprintf("%.17g", v)
-  }
-  if (!is.null(names(x)) && length(x) > 0) return(to_json(as.list(x), indent))
-  if (length(x) == 1) return(scalar(x))
-  paste0("[", paste(vapply(x, scalar, ""), collapse = ", "), "]")
-}
-
-# ---- Cox helpers ---------------------------------------------------------------------------
-cox_terms <- function(fit) {
-  s <- summary(fit, conf.int = LEVEL)
-  cf <- s$coefficients
-  ci <- s$conf.int
-  out <- lapply(rownames(cf), function(term) list(
-    coef = unname(cf[term, "coef"]), se = unname(cf[term, "se(coef)"]),
-    hr = unname(ci[term, "exp(coef)"]), ci_low = unname(ci[term, 3]),
-    ci_high = unname(ci[term, 4]), p = unname(cf[term, "Pr(>|z|)"])))
-  names(out) <- rownames(cf)
-  list(n = fit$n, events = fit$nevent, loglik = fit$loglik[2], terms = out)
-}
-
-# Any coxph warning (non-convergence, infinite coefficient) would make a reference worthless.
-coxph_strict <- function(...) withCallingHandlers(coxph(...), warning = function(w)
-  stop("coxph warned: ", conditionMessage(w)))
 
 # stratify.trial.strata.assign_strata: 1 if m < c1, else 2 + #{c_j, j >= 2 : c_j < m}
 assign_strata <- function(m, cuts) {
@@ -121,20 +78,7 @@ reference <- function(cfg) {
   stopifnot(length(arm_levels) == 2)
 
   # ---- Kaplan-Meier, log-rank, RMST --------------------------------------------------------
-  km <- survfit(f_arm, data = d, conf.type = "log-log")
-  at_h <- summary(km, times = H)
-  stopifnot(length(at_h$surv) == 2)
-  rm_tab <- summary(km, rmean = H)$table
-  lr <- survdiff(f_arm, data = d)
-  lr_p <- pchisq(lr$chisq, df = length(lr$n) - 1, lower.tail = FALSE)
-  arm_values <- function(i) list(
-    surv = at_h$surv[i], ci_low = at_h$lower[i], ci_high = at_h$upper[i],
-    rmst = unname(rm_tab[i, "rmean"]), rmst_se = unname(rm_tab[i, "se(rmean)"]),
-    n = unname(rm_tab[i, "records"]), events = unname(rm_tab[i, "events"]))
-  control <- arm_values(1)  # first level: control
-  treated <- arm_values(2)
-  rmst_diff <- treated$rmst - control$rmst
-  rmst_diff_se <- sqrt(treated$rmst_se^2 + control$rmst_se^2)
+  km_lr_rmst <- km_logrank_rmst(f_arm, d, H)
 
   # ---- Cox models --------------------------------------------------------------------------
   fit_unadj <- coxph_strict(f_arm, data = d, ties = "efron")
@@ -144,15 +88,6 @@ reference <- function(cfg) {
   int_term <- paste0(cfg$arm_term, ":", cfg$modifier)
   stopifnot(identical(names(coef(fit_int))[c(1, length(coef(fit_int)))],
                       c(cfg$arm_term, int_term)))
-
-  # HR(m) = exp(b_arm + m * b_int) with a delta-method band.
-  terms2 <- c(cfg$arm_term, int_term)
-  b <- coef(fit_int)[terms2]
-  V <- vcov(fit_int)[terms2, terms2]
-  lin <- b[1] + cfg$curve_at * b[2]
-  se_lin <- sqrt(V[1, 1] + 2 * cfg$curve_at * V[1, 2] + cfg$curve_at^2 * V[2, 2])
-  hr_curve <- list(modifier = cfg$curve_at, hr = unname(exp(lin)),
-                   ci_low = unname(exp(lin - z * se_lin)), ci_high = unname(exp(lin + z * se_lin)))
 
   # ---- Strata ------------------------------------------------------------------------------
   d$stratum <- assign_strata(d[[cfg$modifier]], cfg$cutpoints)
@@ -192,7 +127,7 @@ reference <- function(cfg) {
     sprintf(paste('coxph(%s, data = d[d$stratum == i, ], ties = "efron")',
                   " # when each arm has >= 2 events"), fml(f_arm)))
 
-  list(
+  out <- list(
     provenance = list(
       script = "tests/r/reference_extra.R",
       input = cfg$csv,
@@ -204,24 +139,18 @@ reference <- function(cfg) {
       modifier = cfg$modifier, covariates = as.list(cfg$covariates),
       arm = cfg$arm, treated = as.character(arm_levels[2])),
     n_patients = nrow(d), n_events = sum(status),
-    ties = ties,
-    km = list(control = control, treated = treated),
-    logrank = list(chisq = lr$chisq, p = lr_p),
-    rmst_diff = list(estimate = rmst_diff, se = rmst_diff_se,
-                     ci_low = rmst_diff - z * rmst_diff_se, ci_high = rmst_diff + z * rmst_diff_se,
-                     p = 2 * pnorm(-abs(rmst_diff / rmst_diff_se))),
+    ties = ties)
+  c(out, km_lr_rmst, list(
     cox_unadjusted = cox_terms(fit_unadj),
     cox_adjusted = cox_terms(fit_adj),
     cox_interaction = cox_terms(fit_int),
     cox_adjusted_breslow = cox_terms(fit_adj_breslow),
     cox_adjusted_breslow_arm_hr = unname(exp(coef(fit_adj_breslow)[cfg$arm_term])),
-    hr_curve = hr_curve,
-    strata = strata)
+    hr_curve = hr_curve(fit_int, cfg$arm_term, int_term, cfg$curve_at),
+    strata = strata))
 }
 
 dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
 for (cfg in CONFIGS) {
-  json_path <- file.path(out_dir, paste0("r_reference_", cfg$name, ".json"))
-  writeLines(to_json(reference(cfg)), json_path)
-  cat("wrote", json_path, "\n")
+  write_json(reference(cfg), file.path(out_dir, paste0("r_reference_", cfg$name, ".json")))
 }
