@@ -1,0 +1,213 @@
+"""Meta-learners over scikit-survival base models: the S-learner and the T-learner.
+
+Both estimate each arm's survival curve with base models from
+:mod:`stratify.learners.base_models`; the effect estimates follow from the
+curves as in :class:`~stratify.learners.base.CATELearner`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from stratify.data.covariates import ARM_TERM
+from stratify.exceptions import StratifyInputError
+from stratify.learners.base import CATELearner
+from stratify.learners.base_models import (
+    by_arm,
+    check_base,
+    check_covariates,
+    check_fit_inputs,
+    check_times,
+    event_times,
+    make_base_model,
+    survival_at,
+)
+
+
+class SLearner(CATELearner):
+    """One survival model on covariates and arm; effects from setting arm to 1 and 0.
+
+    The single model sees the arm as one more feature, so the arms share
+    strength (good in small trials) but a model that rarely splits on the arm
+    shrinks the effect towards zero (regularisation bias, Künzel et al. 2019).
+
+    Parameters
+    ----------
+    base : {"rsf", "gbsa", "coxph"}
+        Base model, by name (see :func:`~stratify.learners.base_models.make_base_model`).
+    base_params : dict, optional
+        Parameters of the base model, overriding its defaults.
+    random_state : int, optional
+        Seed of the base model.
+
+    Attributes
+    ----------
+    model_ : sklearn.base.BaseEstimator
+        The fitted base model; its features are the columns of ``X`` then ``arm``.
+    event_times_ : numpy.ndarray
+        Distinct event times in the training data.
+    feature_names_in_ : numpy.ndarray
+        Columns of ``X`` seen in :meth:`fit`.
+
+    Examples
+    --------
+    >>> from stratify.data.simulate import simulate_mirocals
+    >>> from stratify.data.trial_data import TrialData
+    >>> trial = TrialData.from_frame(simulate_mirocals(176, seed=1))
+    >>> learner = SLearner(base="coxph").fit(trial.X, trial.y, trial.arm)
+    >>> list(learner.predict_cate(trial.X, horizon=640).columns)
+    ['cate_rmst', 'cate_surv']
+    """
+
+    def __init__(self, *, base="rsf", base_params=None, random_state=None):
+        self.base = base
+        self.base_params = base_params
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        check_base(self.base, self.base_params)
+
+    def fit(self, X, y, arm) -> SLearner:
+        """Fit the base model on ``[X, arm]``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Numeric covariates; none may be called ``arm``.
+        y : numpy.ndarray
+            ``Surv`` outcome.
+        arm : array-like
+            0 (control) or 1 (treated) per patient.
+
+        Returns
+        -------
+        SLearner
+            ``self``.
+        """
+        self._check_params()
+        X, y, arm = check_fit_inputs(X, y, arm)
+        if ARM_TERM in X.columns:
+            raise StratifyInputError(f"covariate '{ARM_TERM}' clashes with the treatment term")
+        model = make_base_model(self.base, self.base_params, random_state=self.random_state)
+        self.model_ = model.fit(_with_arm(X, arm), y)
+        self.event_times_ = event_times(y)
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def predict_survival(self, X, arm, times) -> np.ndarray:
+        """Survival probabilities ``S_arm(t | x)``, shape ``(n_patients, len(times))``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Covariates, columns as in :meth:`fit`.
+        arm : int or array-like
+            0, 1, or each patient's arm.
+        times : array-like
+            Non-negative, non-decreasing times (days).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        check_is_fitted(self)
+        X, times = check_covariates(X), check_times(times)
+
+        def survival(a: int) -> np.ndarray:
+            return survival_at(self.model_, _with_arm(X, np.full(len(X), a)), times)
+
+        return by_arm(survival, arm, len(X))
+
+
+class TLearner(CATELearner):
+    """One survival model per arm; effects from the difference of their curves.
+
+    Each arm's model sees only its own patients, so it is free of the
+    S-learner's shrinkage but has half the data, and noise in either model
+    shows up as spurious heterogeneity. Both models use the same
+    ``random_state``, so relabelling the arms exactly flips the estimates.
+
+    Parameters
+    ----------
+    base : {"rsf", "gbsa", "coxph"}
+        Base model, by name (see :func:`~stratify.learners.base_models.make_base_model`).
+    base_params : dict, optional
+        Parameters of the base model, overriding its defaults.
+    random_state : int, optional
+        Seed of both base models.
+
+    Attributes
+    ----------
+    models_ : tuple of sklearn.base.BaseEstimator
+        Fitted models of the control (index 0) and treated (index 1) arms.
+    event_times_ : numpy.ndarray
+        Distinct event times in the training data (both arms).
+    feature_names_in_ : numpy.ndarray
+        Columns of ``X`` seen in :meth:`fit`.
+    """
+
+    def __init__(self, *, base="rsf", base_params=None, random_state=None):
+        self.base = base
+        self.base_params = base_params
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        check_base(self.base, self.base_params)
+
+    def fit(self, X, y, arm) -> TLearner:
+        """Fit one base model per arm.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Numeric covariates.
+        y : numpy.ndarray
+            ``Surv`` outcome.
+        arm : array-like
+            0 (control) or 1 (treated) per patient; each arm needs an event.
+
+        Returns
+        -------
+        TLearner
+            ``self``.
+        """
+        self._check_params()
+        X, y, arm = check_fit_inputs(X, y, arm)
+        models = []
+        for a in (0, 1):
+            rows = arm == a
+            if not y[rows][y.dtype.names[0]].any():
+                raise StratifyInputError(f"arm {a} has no events: its survival cannot be modelled")
+            model = make_base_model(self.base, self.base_params, random_state=self.random_state)
+            models.append(model.fit(X[rows], y[rows]))
+        self.models_ = tuple(models)
+        self.event_times_ = event_times(y)
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def predict_survival(self, X, arm, times) -> np.ndarray:
+        """Survival probabilities ``S_arm(t | x)``, shape ``(n_patients, len(times))``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Covariates, columns as in :meth:`fit`.
+        arm : int or array-like
+            0, 1, or each patient's arm.
+        times : array-like
+            Non-negative, non-decreasing times (days).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        check_is_fitted(self)
+        X, times = check_covariates(X), check_times(times)
+        return by_arm(lambda a: survival_at(self.models_[a], X, times), arm, len(X))
+
+
+def _with_arm(X: pd.DataFrame, arm: np.ndarray) -> pd.DataFrame:
+    """``X`` with the arm appended as the last column."""
+    return X.assign(**{ARM_TERM: arm.astype(float)})
