@@ -1,0 +1,27 @@
+"""Validation metrics: risk (discrimination, calibration in time) and benefit (RATE, calibration).
+
+:mod:`stratify.metrics.risk` scores predicted survival; :mod:`stratify.metrics.benefit`
+scores predicted treatment benefit against the doubly robust scores of
+:mod:`stratify.scores` and, in simulations, against the true effects.
+"""
+
+from stratify.metrics.benefit import (
+    benefit_calibration,
+    c_for_benefit,
+    combine_heterogeneity,
+    heterogeneity_test,
+    rate,
+    truth_metrics,
+)
+from stratify.metrics.risk import evaluation_times, risk_metrics
+
+__all__ = [
+    "benefit_calibration",
+    "c_for_benefit",
+    "combine_heterogeneity",
+    "evaluation_times",
+    "heterogeneity_test",
+    "rate",
+    "risk_metrics",
+    "truth_metrics",
+]
