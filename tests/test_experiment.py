@@ -25,8 +25,11 @@ CONTRACT_METRICS = {
 }  # fmt: skip
 
 
-def _config(name: str, store: Path, *overrides: str):
-    return load_config(ROOT / "configs" / name, [f"tracking.uri={store}", *overrides])
+def _config(name: str, store: Path, *overrides: str, learners: bool = False):
+    """A shipped config writing to ``store``; its learners only when a test asks for them
+    (cross-fitting all of them, 5 folds x 10 repeats, is what one test below checks)."""
+    keep = [] if learners or any(o.startswith("learners") for o in overrides) else ["learners=[]"]
+    return load_config(ROOT / "configs" / name, [f"tracking.uri={store}", *keep, *overrides])
 
 
 def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
@@ -38,7 +41,7 @@ def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
 
 @pytest.mark.parametrize("name", ["mirocals.yaml", "gbsg2.yaml"])
 def test_shipped_config_runs_and_logs_the_contract(name, store):
-    result = run(_config(name, store))
+    result = run(_config(name, store, learners=True))
     client = MlflowClient(result.store.tracking_uri)
     logged = client.get_run(result.run_id)
     assert logged.info.status == "FINISHED"
@@ -58,6 +61,7 @@ def test_shipped_config_runs_and_logs_the_contract(name, store):
     experiment = client.get_experiment(logged.info.experiment_id)
     assert experiment.name == result.config.name
     assert experiment.artifact_location.startswith((store / "artifacts").as_uri())
+    assert len(result.learner_run_ids) == len(result.config.learners)
 
 
 def test_flagship_run_agrees_with_r_on_its_own_trial(store):
@@ -175,5 +179,62 @@ def test_analysis_errors_stop_before_any_run_is_created(store, override, message
     config = _config("mirocals.yaml", store, override)
     with pytest.raises(StratifyInputError, match=re.escape(message)):
         run(config)
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    assert client.get_experiment_by_name("mirocals") is None
+
+
+LEARNER_METRICS = {
+    "c_index_harrell", "c_index_uno", "ibs", "rate_autoc", "rate_autoc_se", "rate_qini",
+    "c_for_benefit", "heterogeneity_p", "cate_rmse", "cate_spearman",
+}  # fmt: skip
+FAST_LEARNERS = [
+    "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]",
+    "cv.folds=3",
+    "cv.repeats=1",
+]
+
+
+def test_learners_get_nested_runs_with_the_contract_metrics(store):
+    result = run(_config("mirocals.yaml", store, *FAST_LEARNERS))
+    client = MlflowClient(result.store.tracking_uri)
+    parent = client.get_run(result.run_id)
+    assert parent.data.metrics["heterogeneity_p"] == result.evaluation.heterogeneity_p
+    assert "Holm" in parent.data.tags["stratify.heterogeneity_method"]
+    assert set(result.learner_run_ids) == {"t_learner", "cox_interaction"}
+    for label, child_id in result.learner_run_ids.items():
+        child = client.get_run(child_id)
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == result.run_id
+        assert child.info.run_name == f"mirocals-{label}-{result.config.config_hash[:7]}"
+        assert set(child.data.metrics) >= LEARNER_METRICS
+        assert 0 <= child.data.metrics["heterogeneity_p"] <= 1
+        assert {"tables/benefit_calibration.csv", "figures/benefit_calibration.png"} <= (
+            _artifacts(client, child_id)
+        )
+    assert "predictions/oof_cate.csv" not in _artifacts(client, result.run_id)
+
+
+def test_out_of_fold_estimates_are_logged_only_when_allowed(store):
+    result = run(_config("mirocals.yaml", store, *FAST_LEARNERS, "tracking.log_patient_level=true"))
+    client = MlflowClient(result.store.tracking_uri)
+    table = pd.read_csv(client.download_artifacts(result.run_id, "predictions/oof_cate.csv"))
+    assert list(table.columns) == ["patient", "learner", "cate_rmst", "cate_surv"]
+    assert len(table) == 2 * 220
+    assert table.groupby("learner")["patient"].nunique().to_dict() == {
+        "cox_interaction": 220,
+        "t_learner": 220,
+    }
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("learners=[x_learner]", "learners.0: unknown learner 'x_learner'"),
+        ("learners=[{name: t_learner, params: {trees: 5}}]", "learners.0: "),
+    ],
+)
+def test_bad_learners_stop_before_any_run(store, override, message):
+    with pytest.raises(StratifyInputError, match=re.escape(message)):
+        run(_config("mirocals.yaml", store, override))
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     assert client.get_experiment_by_name("mirocals") is None

@@ -98,6 +98,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"{config.name}: {data.summary()}", flush=True)
     result = run(config, data=data)
     print(summarise(result.analysis))
+    if result.evaluation is not None:
+        print("\n" + summarise_learners(result.evaluation))
     print(f"\nMLflow run {result.run_id} in experiment '{config.experiment_name}'")
     uri = config.tracking_uri
     if uri.startswith(("http://", "https://")):
@@ -188,6 +190,32 @@ def _hr(hr, p: bool = True) -> str:
     d = 2 if gap >= 0.1 else 3 if gap >= 0.01 else 5
     text = f"{hr.estimate:.{d}f} ({hr.ci_low:.{d}f}–{hr.ci_high:.{d}f})"
     return text + (f", p = {hr.p:.2g}" if p else "")
+
+
+def summarise_learners(evaluation) -> str:
+    """One line per learner (out-of-fold), then the run's heterogeneity verdict."""
+    reports = evaluation.learners.values()
+    truth = all("cate_rmse" in r.metrics for r in reports)
+    head = (
+        f"{'learner':<20} {'mean benefit':>12} {'C (Harrell)':>11} "
+        f"{'RATE AUTOC (SE)':>16} {'het. p':>7}"
+    )
+    lines = [head + ("   RMSE vs truth  Spearman" if truth else "")]
+    for r in reports:
+        m = r.metrics
+        autoc = f"{m['rate_autoc']:.1f} ({m['rate_autoc_se']:.1f})"
+        row = (
+            f"{r.label:<20} {m['cate_rmst_mean']:>+9.1f} d {m['c_index_harrell']:>11.3f} "
+            f"{autoc:>16} {m['heterogeneity_p']:>7.3f}"
+        )
+        if truth:
+            row += f"   {m['cate_rmse']:>10.1f} d  {m['cate_spearman']:>8.2f}"
+        lines.append(row)
+    lines.append(
+        f"Heterogeneity (one verdict for all learners): p = {evaluation.heterogeneity_p:.3g}"
+        f"  [{evaluation.heterogeneity_method}]"
+    )
+    return "\n".join(lines)
 
 
 def _names(terms, most: int = 6) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -19,10 +19,16 @@ from matplotlib.figure import Figure
 
 from stratify import __version__, plots
 from stratify.config import ExperimentConfig
+from stratify.crossfit import NamedLearner, cross_fit
 from stratify.data import TrialData
 from stratify.data.datasets import load_dataset
 from stratify.data.io import read_table
 from stratify.data.simulate import simulate
+from stratify.evaluation import Evaluation, evaluate
+from stratify.exceptions import StratifyInputError
+from stratify.learners.registry import make_learner
+from stratify.plots_benefit import benefit_calibration_plot
+from stratify.scores import dr_scores
 from stratify.tracking import Store, Tracker
 from stratify.trial import TrialAnalysis, analyse_trial
 
@@ -36,6 +42,8 @@ class Result:
     analysis: TrialAnalysis
     run_id: str
     store: Store
+    evaluation: Evaluation | None = None
+    learner_run_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -43,10 +51,43 @@ class Result:
         return run_metrics(self.analysis, self.data)
 
 
-def run_metrics(analysis: TrialAnalysis, data: TrialData) -> dict[str, float]:
-    """Everything a run logs as metrics: the analysis, and how many rows were used."""
+def run_metrics(
+    analysis: TrialAnalysis, data: TrialData, evaluation: Evaluation | None = None
+) -> dict[str, float]:
+    """Everything the parent run logs as metrics: the analysis, the rows used, the verdict."""
     counts = {"n_input": data.n_input, "n_excluded": sum(data.exclusions.values())}
+    if evaluation is not None:
+        counts["heterogeneity_p"] = evaluation.heterogeneity_p
     return analysis.metrics() | {k: float(v) for k, v in counts.items()}
+
+
+def learn(config: ExperimentConfig, data: TrialData) -> Evaluation | None:
+    """Cross-fit the config's learners and evaluate them (None without learners)."""
+    if not config.learners:
+        return None
+    named = [NamedLearner(s.run_label, s.name, dict(s.params)) for s in config.learners]
+    fits = cross_fit(
+        named,
+        data,
+        horizon=config.horizon,
+        folds=config.cv.folds,
+        repeats=config.cv.repeats,
+        seed=config.seed,
+        n_jobs=config.execution.n_jobs,
+    )
+    scores = dr_scores(
+        data.X, data.y, data.arm, horizon=config.horizon, n_folds=config.cv.folds,
+        random_state=config.seed,
+    )  # fmt: skip
+    return evaluate(
+        fits,
+        data,
+        scores,
+        horizon=config.horizon,
+        seed=config.seed,
+        n_bootstrap=config.heterogeneity.n_bootstrap,
+        primary=config.heterogeneity.primary,
+    )
 
 
 def load_trial(config: ExperimentConfig) -> TrialData:
@@ -127,7 +168,9 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
     Result
     """
     data = load_trial(config) if data is None else data
+    check_learners(config, data)
     analysis, figures = analyse(config, data)
+    evaluation = learn(config, data)
     tracker = Tracker(Store.from_uri(config.tracking_uri))
     tags = {
         "stratify.version": __version__,
@@ -135,22 +178,66 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
         "stratify.config_hash": config.config_hash,
         "stratify.dataset_hash": dataset_hash(data),
         "stratify.data_source": _data_source(config),
-        "mlflow.note.content": describe(analysis, data),
+        "mlflow.note.content": describe(analysis, data, evaluation),
     }
+    if evaluation is not None:
+        tags["stratify.heterogeneity_method"] = evaluation.heterogeneity_method
     run_name = f"{config.name}-{config.config_hash[:7]}"
     with tracker.run(config.experiment_name, run_name=run_name, tags=tags) as run_id:
         tracker.log_params(run_id, config.flat_params())
         tracker.log_text(run_id, config.to_yaml(), "config.yaml")
-        tracker.log_metrics(run_id, run_metrics(analysis, data))
+        tracker.log_metrics(run_id, run_metrics(analysis, data, evaluation))
         tracker.log_table(run_id, analysis.table(), "tables/trial_analysis.csv")
         for path, figure in figures.items():
             tracker.log_figure(run_id, figure, path)
         if config.tracking.log_patient_level:
             tracker.log_table(run_id, patient_table(data), "data/trial.csv")
-    return Result(config=config, data=data, analysis=analysis, run_id=run_id, store=tracker.store)
+            if evaluation is not None:
+                tracker.log_table(run_id, evaluation.oof_table(), "predictions/oof_cate.csv")
+        children = _log_learners(tracker, run_id, config, evaluation) if evaluation else {}
+    return Result(config, data, analysis, run_id, tracker.store, evaluation, children)
 
 
-def describe(analysis: TrialAnalysis, data: TrialData) -> str:
+def _log_learners(tracker, parent_id, config, evaluation) -> dict[str, str]:
+    """One nested run per learner: its parameters, metrics, calibration table and figure."""
+    ids = {}
+    for spec in config.learners:
+        report = evaluation.learners[spec.run_label]
+        name = f"{config.name}-{spec.run_label}-{config.config_hash[:7]}"
+        tags = {"stratify.learner": spec.name, "stratify.config_hash": config.config_hash}
+        with tracker.run(
+            config.experiment_name, run_name=name, tags=tags, parent_run_id=parent_id
+        ) as child:
+            params = {"learner": spec.name, "cv.folds": config.cv.folds}
+            params |= {"cv.repeats": config.cv.repeats, "horizon": config.horizon}
+            tracker.log_params(child, params | {f"params.{k}": v for k, v in spec.params.items()})
+            tracker.log_metrics(child, report.metrics)
+            tracker.log_table(child, report.calibration, "tables/benefit_calibration.csv")
+            figure = benefit_calibration_plot(report.calibration)
+            tracker.log_figure(child, figure, "figures/benefit_calibration.png")
+        ids[spec.run_label] = child
+    return ids
+
+
+def check_learners(config: ExperimentConfig, data: TrialData) -> None:
+    """Build every configured learner once, so bad names or params fail before any work.
+
+    Raises
+    ------
+    StratifyInputError
+        Naming ``learners.<i>`` and the problem.
+    """
+    for i, spec in enumerate(config.learners):
+        try:
+            make_learner(
+                spec.name, dict(spec.params), random_state=0, modifier=data.modifier,
+                horizon=config.horizon,
+            )  # fmt: skip
+        except StratifyInputError as exc:
+            raise StratifyInputError(f"learners.{i}: {exc}") from None
+
+
+def describe(analysis: TrialAnalysis, data: TrialData, evaluation: Evaluation | None = None) -> str:
     """A one-paragraph summary of the trial analysis, for the run's description."""
     m = analysis.metrics()
     text = (
@@ -163,6 +250,11 @@ def describe(analysis: TrialAnalysis, data: TrialData) -> str:
         text += (
             f" Arm × {data.modifier} interaction: HR {m['interaction_hr_per_unit']:.5g} per unit, "
             f"p = {m['interaction_p']:.3g}."
+        )
+    if evaluation is not None:
+        text += (
+            f" Heterogeneity across {len(evaluation.learners)} learner(s): "
+            f"p = {evaluation.heterogeneity_p:.3g} ({evaluation.heterogeneity_method})."
         )
     return text
 

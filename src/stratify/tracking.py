@@ -114,12 +114,19 @@ class Tracker:
 
     @contextmanager
     def run(
-        self, experiment: str, *, run_name: str, tags: Mapping[str, str] | None = None
+        self,
+        experiment: str,
+        *,
+        run_name: str,
+        tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
     ) -> Iterator[str]:
-        """Open a run, yield its id, and always close it with an honest status."""
-        run = self.client.create_run(
-            self.experiment_id(experiment), run_name=run_name, tags=dict(tags or {})
-        )
+        """Open a run (nested under ``parent_run_id`` if given), yield its id, and always
+        close it with an honest status."""
+        tags = dict(tags or {})
+        if parent_run_id is not None:
+            tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=tags)
         run_id = run.info.run_id
         try:
             yield run_id

@@ -1,0 +1,273 @@
+"""The experiment schema: what a config may say, as frozen pydantic models.
+
+Every field has a description; unknown keys are refused. Derived values
+(resolved paths, the tracking URI, the config hash) are properties, never fields
+filled in later. Relative paths resolve against ``base_dir``, which the loader
+sets to the config's project root (see :mod:`stratify.config.loader`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def is_local_folder(uri: str) -> bool:
+    """True for a folder path (the embedded store); False for a URI with a scheme.
+
+    A one-letter scheme is a Windows drive (``C:\\runs``), hence a folder;
+    ``file:`` URIs name folders too.
+    """
+    scheme = urlparse(uri).scheme
+    return len(scheme) <= 1 or scheme == "file"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulateConfig(_Frozen):
+    """A simulated trial from a built-in design."""
+
+    design: Literal["mirocals"] = Field(
+        "mirocals", description="Simulator design (see stratify.data.simulate.DESIGNS)."
+    )
+    n: int = Field(220, ge=20, description="Number of randomised patients.")
+    seed: int | None = Field(None, description="Seed of the simulated trial; default: `seed`.")
+    effect: Literal["mirocals", "none", "common"] = Field(
+        "mirocals",
+        description="Treatment effect: the calibrated pNFH-dependent one, none, or one common HR.",
+    )
+    dropout: float = Field(
+        0.0, ge=0.0, le=0.02, description="Probability of early dropout (random censoring)."
+    )
+
+
+class DataConfig(_Frozen):
+    """Where the trial comes from and what its columns mean."""
+
+    path: str | None = Field(None, description="CSV or Parquet file, one row per patient.")
+    dataset: Literal["gbsg2"] | None = Field(
+        None, description="A public trial bundled with scikit-survival."
+    )
+    simulate: SimulateConfig | None = Field(None, description="Simulate a trial instead.")
+    time: str = Field("time", description="Follow-up time column (days).")
+    event: str = Field("event", description="Event column: 1 = event (death), 0 = censored.")
+    arm: str = Field("arm", description="Randomised arm column (two values).")
+    treated: int | float | str | bool | None = Field(
+        None,
+        description="Label of the treated arm; may be omitted when the arm is coded 0/1 "
+        "(1 = treated). Quote labels such as 'yes' (YAML reads yes/no as booleans).",
+    )
+    covariates: list[str] | None = Field(
+        None, description="Baseline covariates; default: every other column."
+    )
+    modifier: str | None = Field(None, description="Biomarker of interest (e.g. csf_pnfh).")
+    cutpoints: list[float] | None = Field(
+        None, description="Cut-points of the modifier defining strata, increasing."
+    )
+    log_transform: list[str] = Field(
+        [], description="Covariates analysed on the natural-log scale (as log_<name>)."
+    )
+    id: str | None = Field(None, description="Column identifying patients; default: row number.")
+    missing: Literal["error", "complete_case"] = Field(
+        "error",
+        description="Missing covariate values: stop with an error, or exclude those patients "
+        "(reported as excluded).",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        given = [k for k in ("path", "dataset", "simulate") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of data.path, data.dataset, data.simulate"
+                + (f" (got {', '.join('data.' + g for g in given)})" if given else "")
+            )
+        if self.cutpoints is not None:
+            if self.modifier is None:
+                raise ValueError("data.cutpoints needs data.modifier")
+            if not self.cutpoints or not all(math.isfinite(c) for c in self.cutpoints):
+                raise ValueError("data.cutpoints must be one or more finite numbers")
+            if any(b <= a for a, b in zip(self.cutpoints, self.cutpoints[1:], strict=False)):
+                raise ValueError("data.cutpoints must be strictly increasing")
+        return self
+
+
+class TrackingConfig(_Frozen):
+    """Where runs are recorded."""
+
+    uri: str = Field(
+        "mlruns",
+        description="A folder (an embedded SQLite store is created in it) or any MLflow "
+        "tracking URI (sqlite:///..., http://...).",
+    )
+    experiment: str | None = Field(None, description="MLflow experiment; default: `name`.")
+    log_patient_level: bool = Field(
+        False, description="Log patient-level tables. Off by default: trial data are sensitive."
+    )
+
+
+class LearnerSpec(_Frozen):
+    """One treatment-effect learner, by registry name (never an import path)."""
+
+    name: str = Field(..., description="Learner name from stratify.learners.LEARNERS.")
+    label: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.\-]+$", description="Name of its nested run; default: name."
+    )
+    params: dict[str, Any] = Field({}, description="Parameters of the learner (its docstring).")
+
+    @property
+    def run_label(self) -> str:
+        """The label that names this learner's nested run and metrics."""
+        return self.label or self.name
+
+
+class CVConfig(_Frozen):
+    """Repeated stratified K-fold cross-fitting (strata: arm × event)."""
+
+    folds: int = Field(5, ge=2, le=20, description="Folds per repeat.")
+    repeats: int = Field(10, ge=1, le=200, description="Repeats with fresh splits.")
+
+
+class HeterogeneityConfig(_Frozen):
+    """How the heterogeneity verdict of a run is reached."""
+
+    primary: str | None = Field(
+        None,
+        description="Label of a pre-specified learner whose test is the verdict; default: "
+        "Holm (Bonferroni for the smallest p) over all learners.",
+    )
+    n_bootstrap: int = Field(200, ge=50, le=10000, description="Bootstrap replicates for RATE.")
+
+
+class ExecutionConfig(_Frozen):
+    """Where the cross-fitting runs. Results do not depend on it."""
+
+    n_jobs: int = Field(1, ge=-1, description="Worker processes; -1 = all cores.")
+
+
+class ExperimentConfig(_Frozen):
+    """One experiment: which trial, which horizon, where to track it."""
+
+    name: str = Field(
+        ..., min_length=1, pattern=r"^[A-Za-z0-9_.\- ]+$", description="Experiment name."
+    )
+    seed: int = Field(0, description="Seed for everything random in the run.")
+    horizon: float = Field(..., gt=0, description="Time horizon for survival and RMST (days).")
+    data: DataConfig
+    learners: list[LearnerSpec] = Field([], description="Treatment-effect learners to cross-fit.")
+    cv: CVConfig = CVConfig()
+    heterogeneity: HeterogeneityConfig = HeterogeneityConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    base_dir: Path = Field(
+        default_factory=Path.cwd,
+        exclude=True,
+        description="Folder that relative paths resolve against (set by the loader).",
+    )
+
+    @field_validator("learners", mode="before")
+    @classmethod
+    def _names_as_specs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _labels(self) -> ExperimentConfig:
+        labels = [spec.run_label for spec in self.learners]
+        dup = next((lb for lb in labels if labels.count(lb) > 1), None)
+        if dup is not None:
+            raise ValueError(f"learners: '{dup}' appears twice; give one of them a label")
+        primary = self.heterogeneity.primary
+        if primary is not None and primary not in labels:
+            raise ValueError(
+                f"heterogeneity.primary: '{primary}' is not a learner of this config "
+                f"(learners: {', '.join(labels) or 'none'})"
+            )
+        return self
+
+    @property
+    def data_path(self) -> Path | None:
+        """``data.path`` resolved against the project root."""
+        return None if self.data.path is None else self.base_dir / self.data.path
+
+    @property
+    def tracking_uri(self) -> str:
+        """``tracking.uri`` with local paths (a folder, an SQLite file) made absolute."""
+        uri = self.tracking.uri
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            path = Path(uri.removeprefix("sqlite:///")).expanduser()
+            return f"sqlite:///{(self.base_dir / path).resolve()}"
+        if not is_local_folder(uri):
+            return uri
+        if uri.startswith("file:"):
+            uri = urlparse(uri).path
+        return str((self.base_dir / Path(uri).expanduser()).resolve())
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment: ``tracking.experiment`` or ``name``."""
+        return self.tracking.experiment or self.name
+
+    @property
+    def simulation_seed(self) -> int:
+        """Seed of the simulated trial: ``data.simulate.seed`` or ``seed``."""
+        sim = self.data.simulate
+        return self.seed if sim is None or sim.seed is None else sim.seed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (paths as written, relative to the project root)."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 (first 12 hex digits) of what the analysis depends on.
+
+        ``tracking`` and ``execution`` are left out: the same analysis logged to two
+        stores, or run with more workers, has one hash.
+        """
+        analysis = {k: v for k, v in self.to_dict().items() if k not in ("tracking", "execution")}
+        blob = json.dumps(analysis, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def flat_params(self) -> dict[str, str]:
+        """Dotted ``key: value`` pairs, for MLflow params (lists comma-joined).
+
+        Learners appear as ``learners`` (their labels) and ``learners.<label>.<param>``.
+        """
+        tree = self.to_dict()
+        tree["learners"] = [spec.run_label for spec in self.learners]
+        for spec in self.learners:
+            for key, value in spec.params.items():
+                tree[f"learners.{spec.run_label}.{key}"] = value
+        return {k: _param_str(v) for k, v in _flatten(tree).items()}
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _param_str(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return "null" if value is None else str(value)

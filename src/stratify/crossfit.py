@@ -1,0 +1,179 @@
+"""Cross-fitting: every learner is fitted on K − 1 folds and predicts the held-out fold.
+
+This module owns the splits (repeated K-fold stratified on arm × event), the fan-out of
+(learner, repeat, fold) tasks through joblib, and the out-of-fold estimates. Every task
+draws its seed from ``(seed, learner, repeat, fold)`` alone, and the results are
+assembled in task order, so the numbers are the same with 1 worker or many. Each
+patient's out-of-fold benefit is the mean of its estimates over repeats; all
+preprocessing lives inside the learners, so it is fitted inside the folds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.model_selection import RepeatedStratifiedKFold
+
+from stratify.data import TrialData
+from stratify.exceptions import StratifyInputError
+from stratify.learners.base import CATE_COLUMNS
+from stratify.learners.registry import make_learner
+from stratify.metrics.risk import risk_metrics
+
+
+@dataclass(frozen=True)
+class NamedLearner:
+    """What a worker needs to build a learner: registry name, params, label."""
+
+    label: str
+    name: str
+    params: dict
+
+
+@dataclass(frozen=True)
+class CrossFit:
+    """Out-of-fold results of one learner.
+
+    Attributes
+    ----------
+    label : str
+        The learner's label (names its nested run).
+    estimates : numpy.ndarray
+        Shape ``(repeats, n_patients, 2)``: ``cate_rmst`` and ``cate_surv`` of each
+        patient from the repeat's fold that held the patient out.
+    fold_metrics : pandas.DataFrame
+        One row per (repeat, fold): risk metrics on the held-out fold.
+    index : pandas.Index
+        Patient identifiers, in the order of ``estimates``.
+    """
+
+    label: str
+    estimates: np.ndarray
+    fold_metrics: pd.DataFrame
+    index: pd.Index
+
+    @property
+    def oof(self) -> pd.DataFrame:
+        """Each patient's out-of-fold benefit, averaged over repeats."""
+        return pd.DataFrame(self.estimates.mean(axis=0), index=self.index, columns=CATE_COLUMNS)
+
+
+def splits(data: TrialData, *, folds: int, repeats: int, seed: int) -> list[tuple]:
+    """``(repeat, fold, train_idx, test_idx)`` of repeated K-fold stratified on arm × event.
+
+    Raises
+    ------
+    StratifyInputError
+        If a stratum (arm × event) has fewer patients than folds, or a training
+        part would lack events in an arm.
+    """
+    strata = data.arm * 2 + data.event.astype(int)
+    names = ("control, censored", "control, event", "treated, censored", "treated, event")
+    counts = np.bincount(strata, minlength=4)
+    for code, count in enumerate(counts):
+        if 0 < count < folds:
+            raise StratifyInputError(
+                f"cv.folds: {folds} folds, but only {count} patient(s) are {names[code]}; "
+                f"use cv.folds ≤ {count}"
+            )
+    for arm, label in ((0, "control"), (1, "treated")):
+        if counts[2 * arm + 1] < 2:
+            raise StratifyInputError(
+                f"cv: the {label} arm has {counts[2 * arm + 1]} event(s); learners need events "
+                "in both arms of every training part"
+            )
+    cv = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    out = []
+    for k, (train, test) in enumerate(cv.split(np.zeros(len(strata)), strata)):
+        out.append((k // folds, k % folds, train, test))
+    return out
+
+
+def task_seed(seed: int, learner: int, repeat: int, fold: int) -> int:
+    """The seed of one task: a function of its coordinates only."""
+    return int(np.random.SeedSequence([seed, learner, repeat, fold]).generate_state(1)[0])
+
+
+def cross_fit(
+    learners: Sequence[NamedLearner],
+    data: TrialData,
+    *,
+    horizon: float,
+    folds: int,
+    repeats: int,
+    seed: int,
+    n_jobs: int = 1,
+) -> dict[str, CrossFit]:
+    """Fit every learner on every training part and predict its held-out fold.
+
+    Parameters
+    ----------
+    learners : sequence of NamedLearner
+        Learners by registry name, with parameters and labels.
+    data : TrialData
+        The trial.
+    horizon : float
+        Horizon of the estimands (days).
+    folds, repeats, seed : int
+        Repeated stratified K-fold settings.
+    n_jobs : int
+        joblib workers (results do not depend on it).
+
+    Returns
+    -------
+    dict of str to CrossFit
+        By learner label, in the order given.
+    """
+    parts = splits(data, folds=folds, repeats=repeats, seed=seed)
+    tasks = [
+        (i, spec, r, f, train, test)
+        for i, spec in enumerate(learners)
+        for (r, f, train, test) in parts
+    ]
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_predict)(
+            spec, data, train, test, horizon=horizon, seed=task_seed(seed, i, r, f)
+        )
+        for i, spec, r, f, train, test in tasks
+    )
+    out = {}
+    for i, spec in enumerate(learners):
+        estimates = np.full((repeats, data.n_patients, 2), np.nan)
+        rows = []
+        for (j, _, r, f, _, test), (cate, metrics) in zip(tasks, results, strict=True):
+            if j == i:
+                estimates[r, test] = cate
+                rows.append({"repeat": r, "fold": f, **metrics})
+        out[spec.label] = CrossFit(spec.label, estimates, pd.DataFrame(rows), data.X.index)
+    return out
+
+
+def _fit_predict(spec: NamedLearner, data: TrialData, train, test, *, horizon, seed):
+    """One task: fit on ``train``, predict benefit and score risk on ``test``."""
+    learner = make_learner(
+        spec.name, spec.params, random_state=seed, modifier=data.modifier, horizon=horizon
+    )
+    X, y, arm = data.X, data.y, data.arm
+    learner.fit(X.iloc[train], y[train], arm[train])
+    X_test = X.iloc[test]
+    cate = learner.predict_cate(X_test, horizon)[list(CATE_COLUMNS)].to_numpy()
+    times = _brier_times(y[test], horizon)
+    risk = learner.predict_risk(X_test, arm[test], horizon)
+    surv = learner.predict_survival(X_test, arm[test], times) if times.size else None
+    metrics = risk_metrics(y[train], y[test], risk, surv, times)
+    return cate, metrics
+
+
+def _brier_times(y_test: np.ndarray, horizon: float, n: int = 20) -> np.ndarray:
+    """Times for the integrated Brier score: inside the held-out fold's follow-up."""
+    event_times = y_test["time"][y_test["event"]]
+    last = min(float(horizon), float(y_test["time"].max()))
+    event_times = event_times[event_times < last]
+    if event_times.size < 2:
+        return np.array([])
+    lo, hi = np.quantile(event_times, [0.1, 0.9])
+    return np.unique(np.linspace(lo, hi, n))
