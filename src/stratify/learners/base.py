@@ -21,27 +21,46 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from stratify.learners.base_models import by_arm, check_covariates, check_times
+
 CATE_COLUMNS = ("cate_rmst", "cate_surv")
 
 
 class CATELearner(BaseEstimator, metaclass=ABCMeta):
     """Base class of survival treatment-effect learners.
 
-    Subclasses implement :meth:`fit` and :meth:`predict_survival`; the effect
-    estimates and risk scores are derived here, the same way for every learner.
+    Subclasses implement :meth:`fit` and ``_survival_under(X, arm, times)`` (the
+    curves of all patients under one arm); input checks, per-patient arms, the
+    effect estimates and risk scores are handled here, the same way for every learner.
     """
 
     @abstractmethod
     def fit(self, X: pd.DataFrame, y: np.ndarray, arm: np.ndarray) -> CATELearner:
         """Fit on covariates ``X``, outcome ``y`` (``Surv``) and arm (0/1); return ``self``."""
 
-    @abstractmethod
     def predict_survival(self, X: pd.DataFrame, arm: int | np.ndarray, times: np.ndarray):
         """Survival probabilities ``S_arm(t | x)``, shape ``(n_patients, len(times))``.
 
-        ``arm`` is 0, 1, or an array giving each patient's arm; ``times`` are
-        increasing and non-negative.
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Covariates, columns as in :meth:`fit`.
+        arm : int or array-like
+            0, 1, or each patient's arm.
+        times : array-like
+            Non-negative, non-decreasing times (days).
+
+        Returns
+        -------
+        numpy.ndarray
         """
+        check_is_fitted(self)
+        X, times = check_covariates(X), check_times(times)
+        return by_arm(lambda a: self._survival_under(X, a, times), arm, len(X))
+
+    @abstractmethod
+    def _survival_under(self, X: pd.DataFrame, arm: int, times: np.ndarray) -> np.ndarray:
+        """Curves of every patient under one arm (0 or 1); inputs already checked."""
 
     def predict_cate(self, X: pd.DataFrame, horizon: float) -> pd.DataFrame:
         """Estimated benefit per patient at ``horizon``.

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.validation import check_is_fitted
 from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 from sksurv.util import check_y_survival
 
@@ -21,12 +20,9 @@ from stratify.data.covariates import ARM_TERM
 from stratify.exceptions import StratifyInputError
 from stratify.learners.base import CATELearner
 from stratify.learners.base_models import (
-    by_arm,
-    check_covariates,
     check_fit_inputs,
     check_integer,
     check_number,
-    check_times,
     event_times,
     survival_at,
 )
@@ -159,30 +155,9 @@ class CoxnetInteraction(CATELearner):
             score -= cox_partial_loglik(eta[train], time[train], event[train])
         return float(alphas[int(np.argmax(score))])
 
-    def predict_survival(self, X, arm, times) -> np.ndarray:
-        """Survival probabilities ``S_arm(t | x)``, shape ``(n_patients, len(times))``.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Covariates, columns as in :meth:`fit`.
-        arm : int or array-like
-            0, 1, or each patient's arm.
-        times : array-like
-            Non-negative, non-decreasing times (days).
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        check_is_fitted(self)
-        X, times = check_covariates(X), check_times(times)
-
-        def survival(a: int) -> np.ndarray:
-            Z = self.scaler_.transform(_interaction_design(X, np.full(len(X), a)))
-            return survival_at(self.model_, Z, times, alpha=self.alpha_)
-
-        return by_arm(survival, arm, len(X))
+    def _survival_under(self, X, arm, times) -> np.ndarray:
+        Z = self.scaler_.transform(_interaction_design(X, np.full(len(X), arm)))
+        return survival_at(self.model_, Z, times, alpha=self.alpha_)
 
 
 class CoxInteraction(CATELearner):
@@ -266,30 +241,9 @@ class CoxInteraction(CATELearner):
         arm = arm.astype(float)
         return X.assign(**{ARM_TERM: arm, f"{ARM_TERM}:{self.modifier}": arm * X[self.modifier]})
 
-    def predict_survival(self, X, arm, times) -> np.ndarray:
-        """Survival probabilities ``S_arm(t | x)``, shape ``(n_patients, len(times))``.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Covariates, columns as in :meth:`fit`.
-        arm : int or array-like
-            0, 1, or each patient's arm.
-        times : array-like
-            Non-negative, non-decreasing times (days).
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        check_is_fitted(self)
-        X, times = check_covariates(X), check_times(times)
-
-        def survival(a: int) -> np.ndarray:
-            Z = self.scaler_.transform(self._design(X, np.full(len(X), a)))
-            return survival_at(self.model_, Z, times)
-
-        return by_arm(survival, arm, len(X))
+    def _survival_under(self, X, arm, times) -> np.ndarray:
+        Z = self.scaler_.transform(self._design(X, np.full(len(X), arm)))
+        return survival_at(self.model_, Z, times)
 
 
 def cox_partial_loglik(eta: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.ndarray:

@@ -221,22 +221,6 @@ class DRLearner(CATELearner):
             index=index,
         )
 
-    def predict_survival(self, X, arm, times) -> np.ndarray:
-        """Survival probabilities ``S_arm(t | x)`` from the T-learner ``survival_model_``.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Covariates, columns as in :meth:`fit`.
-        arm : int or array-like
-            0, 1, or each patient's arm.
-        times : array-like
-            Non-negative, non-decreasing times (days).
-
-        Returns
-        -------
-        numpy.ndarray
-            Shape ``(n_patients, len(times))``.
-        """
-        check_is_fitted(self)
+    def _survival_under(self, X, arm, times) -> np.ndarray:
+        """From the T-learner fitted on all training data (see the class docstring)."""
         return self.survival_model_.predict_survival(X, arm, times)

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.validation import check_is_fitted
 
 from stratify.data.covariates import ARM_TERM
 from stratify.exceptions import StratifyInputError
 from stratify.learners.base import CATELearner
 from stratify.learners.base_models import (
-    by_arm,
     check_base,
-    check_covariates,
     check_fit_inputs,
-    check_times,
     event_times,
     make_base_model,
     survival_at,
@@ -96,29 +92,8 @@ class SLearner(CATELearner):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
-    def predict_survival(self, X, arm, times) -> np.ndarray:
-        """Survival probabilities ``S_arm(t | x)``, shape ``(n_patients, len(times))``.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Covariates, columns as in :meth:`fit`.
-        arm : int or array-like
-            0, 1, or each patient's arm.
-        times : array-like
-            Non-negative, non-decreasing times (days).
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        check_is_fitted(self)
-        X, times = check_covariates(X), check_times(times)
-
-        def survival(a: int) -> np.ndarray:
-            return survival_at(self.model_, _with_arm(X, np.full(len(X), a)), times)
-
-        return by_arm(survival, arm, len(X))
+    def _survival_under(self, X, arm, times) -> np.ndarray:
+        return survival_at(self.model_, _with_arm(X, np.full(len(X), arm)), times)
 
 
 class TLearner(CATELearner):
@@ -187,25 +162,8 @@ class TLearner(CATELearner):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
-    def predict_survival(self, X, arm, times) -> np.ndarray:
-        """Survival probabilities ``S_arm(t | x)``, shape ``(n_patients, len(times))``.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Covariates, columns as in :meth:`fit`.
-        arm : int or array-like
-            0, 1, or each patient's arm.
-        times : array-like
-            Non-negative, non-decreasing times (days).
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        check_is_fitted(self)
-        X, times = check_covariates(X), check_times(times)
-        return by_arm(lambda a: survival_at(self.models_[a], X, times), arm, len(X))
+    def _survival_under(self, X, arm, times) -> np.ndarray:
+        return survival_at(self.models_[arm], X, times)
 
 
 def _with_arm(X: pd.DataFrame, arm: np.ndarray) -> pd.DataFrame:
