@@ -13,8 +13,12 @@ Each trial runs the learners of ``configs/mirocals.yaml`` through the same code 
 ``stratify run`` (:func:`stratify.experiment.learn`), with ``cv.repeats`` set by
 ``--repeats`` (default 1, to keep the study affordable: repeats average the
 out-of-fold estimates and do not change what is tested). It records every learner's
-p-value and the run's combined verdict (Holm over learners), and prints rejection
-rates at ``--alpha`` with exact (Clopper-Pearson) 95 % intervals.
+p-value under both heterogeneity tests (``rate``: RATE AUTOC; ``blp``: calibration
+slope), the run's combined verdict under each (Holm over learners), and the paper's
+pre-specified Wald test of arm x pNFH, and prints rejection rates at ``--alpha``
+with exact (Clopper-Pearson) 95 % intervals. With ``--out`` each trial's row is
+appended as soon as it finishes, and trials already in the file are skipped, so an
+interrupted study resumes where it stopped.
 
 Usage::
 
@@ -33,12 +37,14 @@ from scipy.stats import binomtest
 
 from stratify.config import load_config
 from stratify.experiment import learn, load_trial
+from stratify.metrics import combine_heterogeneity
+from stratify.trial import analyse_trial
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mirocals.yaml"
 
 
 def one_trial(effect: str, seed: int, n: int, repeats: int) -> dict[str, float]:
-    """p-values of every learner and the verdict for one simulated trial."""
+    """p-values of every learner under both tests, the verdicts, and the paper's test."""
     overrides = [
         f"seed={seed}",
         f"data.simulate.n={n}",
@@ -47,9 +53,17 @@ def one_trial(effect: str, seed: int, n: int, repeats: int) -> dict[str, float]:
         "execution.n_jobs=1",
     ]
     config = load_config(CONFIG, overrides)
-    evaluation = learn(config, load_trial(config))
-    row = {"effect": effect, "seed": seed, "verdict": evaluation.heterogeneity_p}
-    row |= {label: r.metrics["heterogeneity_p"] for label, r in evaluation.learners.items()}
+    data = load_trial(config)
+    reports = learn(config, data).learners
+    row: dict[str, float | str] = {"effect": effect, "seed": seed}
+    for test in ("rate", "blp"):
+        p = {label: r.metrics[f"heterogeneity_p_{test}"] for label, r in reports.items()}
+        row[f"verdict_{test}"] = combine_heterogeneity(p)[0]
+        row |= {f"{label}_{test}": v for label, v in p.items()}
+    # The pre-specified parametric test (Wald, arm x pNFH in the adjusted Cox model): it
+    # tests effect modification on the hazard-ratio scale, where "common" is a strict null.
+    analysis = analyse_trial(data, horizon=config.horizon)
+    row["cox_wald_interaction"] = analysis.interaction_hr.p
     return row
 
 
@@ -99,15 +113,26 @@ def main(argv: list[str] | None = None) -> None:
 
     effects = args.effects.split(",")
     jobs = [(e, args.seed + i) for e in effects for i in range(args.trials)]
+    done = pd.read_csv(args.out) if args.out and args.out.exists() else pd.DataFrame()
+    if len(done):
+        finished = set(zip(done["effect"], done["seed"], strict=True))
+        jobs = [job for job in jobs if job not in finished]
     start = time.perf_counter()
-    rows = Parallel(n_jobs=args.n_jobs)(
+    rows = Parallel(n_jobs=args.n_jobs, return_as="generator_unordered")(
         delayed(one_trial)(e, s, args.n, args.repeats) for e, s in jobs
     )
+    new = []
+    for row in rows:
+        new.append(row)
+        if args.out:
+            pd.DataFrame([row]).to_csv(
+                args.out, mode="a", header=not args.out.exists(), index=False
+            )
     elapsed = time.perf_counter() - start
-    results = pd.DataFrame(rows)
-    if args.out:
-        results.to_csv(args.out, index=False)
-    print(f"{len(jobs)} trials of n = {args.n}, cv 5 folds x {args.repeats}, {elapsed:.0f} s\n")
+    results = pd.concat([done, pd.DataFrame(new)], ignore_index=True)
+    results = results[results["effect"].isin(effects)]
+    print(f"{len(new)} new trials of n = {args.n}, cv 5 folds x {args.repeats}, {elapsed:.0f} s")
+    print(f"{len(results)} trials in all\n")
     print(markdown(rejection_table(results, args.alpha)))
 
 

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from stratify.config import load_config
 from stratify.exceptions import StratifyInputError
-from stratify.experiment import dataset_hash, load_trial, run
+from stratify.experiment import dataset_hash, learn, load_trial, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -186,6 +186,7 @@ def test_analysis_errors_stop_before_any_run_is_created(store, override, message
 LEARNER_METRICS = {
     "c_index_harrell", "c_index_uno", "ibs", "rate_autoc", "rate_autoc_se", "rate_qini",
     "c_for_benefit", "heterogeneity_p", "cate_rmse", "cate_spearman",
+    "heterogeneity_p_rate", "heterogeneity_p_blp", "blp_slope", "blp_slope_se",
 }  # fmt: skip
 FAST_LEARNERS = [
     "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]",
@@ -212,6 +213,18 @@ def test_learners_get_nested_runs_with_the_contract_metrics(store):
             _artifacts(client, child_id)
         )
     assert "predictions/oof_cate.csv" not in _artifacts(client, result.run_id)
+
+
+@pytest.mark.parametrize("test", ["rate", "blp"])
+def test_the_configured_test_gives_each_learner_its_p_value(store, test):
+    config = _config("mirocals.yaml", store, *FAST_LEARNERS, f"heterogeneity.test={test}")
+    evaluation = learn(config, load_trial(config))
+    for report in evaluation.learners.values():
+        m = report.metrics
+        assert m["heterogeneity_p"] == m[f"heterogeneity_p_{test}"]
+        assert m["heterogeneity_p_rate"] != m["heterogeneity_p_blp"]
+    expected = {"rate": "RATE AUTOC test", "blp": "calibration-slope (BLP) test"}[test]
+    assert evaluation.heterogeneity_method.startswith(expected)
 
 
 def test_out_of_fold_estimates_are_logged_only_when_allowed(store):

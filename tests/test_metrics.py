@@ -21,6 +21,7 @@ from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
 from stratify.metrics import (
     benefit_calibration,
+    blp_test,
     c_for_benefit,
     combine_heterogeneity,
     evaluation_times,
@@ -155,6 +156,66 @@ def test_heterogeneity_alternatives():
     assert heterogeneity_test(x, scores, alternative="two-sided", random_state=0) < 0.01
     with pytest.raises(StratifyInputError, match="alternative"):
         heterogeneity_test(x, scores, alternative="less")
+
+
+# ---------------------------------------------------------------- BLP calibration test
+
+
+def hc3_slope(predicted, scores):
+    """OLS slope on the centred prediction and its HC3 SE, written out from the formulas."""
+    tau = np.asarray(predicted, float)
+    X = np.column_stack([np.full_like(tau, tau.mean()), tau - tau.mean()])
+    XtX_inv = np.linalg.inv(X.T @ X)
+    beta = XtX_inv @ X.T @ scores
+    resid = scores - X @ beta
+    leverage = np.einsum("ij,jk,ik->i", X, XtX_inv, X)
+    meat = (X * (resid / (1 - leverage))[:, None] ** 2).T @ X
+    cov = XtX_inv @ meat @ XtX_inv
+    return beta[1], np.sqrt(cov[1, 1])
+
+
+def test_blp_matches_the_hc3_formulas():
+    rng = np.random.default_rng(11)
+    tau = rng.gamma(2.0, 20.0, size=150)
+    scores = 0.6 * tau + 80 * rng.standard_exponential(150)
+    p, slope, se = blp_test(tau, scores)
+    ref_slope, ref_se = hc3_slope(tau, scores)
+    assert slope == pytest.approx(ref_slope, rel=1e-10)
+    assert se == pytest.approx(ref_se, rel=1e-10)
+    assert p == pytest.approx(stats.norm.sf(ref_slope / ref_se), rel=1e-10)
+
+
+def test_blp_slope_is_one_for_calibrated_estimates_and_scales_inversely():
+    rng = np.random.default_rng(12)
+    tau = rng.normal(30, 60, size=2000)
+    scores = tau + rng.normal(0, 300, size=2000)  # noisy like AIPCW RMST scores
+    p, slope, se = blp_test(tau, scores)
+    assert abs(slope - 1) < 3 * se and p < 1e-6
+    # Estimates twice too spread out: slope halves; shifting them changes nothing.
+    p2, slope2, _ = blp_test(2 * tau, scores)
+    assert slope2 == pytest.approx(slope / 2, rel=1e-12) and p2 == pytest.approx(p, rel=1e-9)
+    p3, slope3, _ = blp_test(tau + 500, scores)
+    assert slope3 == pytest.approx(slope, rel=1e-9) and p3 == pytest.approx(p, rel=1e-9)
+
+
+def test_blp_constant_estimates_carry_no_evidence():
+    p, slope, se = blp_test(np.full(50, 7.0), np.arange(50.0))
+    assert p == 1 and np.isnan(slope) and np.isnan(se)
+
+
+@pytest.mark.parametrize("scenario", ["random_priorities", "priorities_drive_the_noise"])
+def test_blp_test_keeps_its_level_on_true_null_scores(scenario):
+    # As for RATE above: the same mean score for everyone, skewed heteroskedastic noise.
+    rng = np.random.default_rng(13)
+    reps, n = 1000, 220
+    rejected = 0
+    for _ in range(reps):
+        x = rng.normal(size=n)
+        scores = 30.0 + 100.0 * np.exp(0.5 * x) * (rng.standard_exponential(n) - 1.0)
+        predicted = rng.random(n) if scenario == "random_priorities" else x
+        rejected += blp_test(predicted, scores)[0] < 0.05
+    margin = 3 * np.sqrt(0.05 * 0.95 / reps)
+    assert rejected / reps <= 0.05 + margin
 
 
 def test_rate_refuses_bad_input():

@@ -21,12 +21,15 @@ from stratify.crossfit import CrossFit
 from stratify.data import TrialData
 from stratify.metrics.benefit import (
     benefit_calibration,
+    blp_test,
     c_for_benefit,
     combine_heterogeneity,
     heterogeneity_test,
     rate,
     truth_metrics,
 )
+
+TESTS = {"rate": "RATE AUTOC test", "blp": "calibration-slope (BLP) test"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ def evaluate(
     seed: int,
     n_bootstrap: int = 200,
     primary: str | None = None,
+    test: str = "rate",
 ) -> Evaluation:
     """Metrics of every cross-fitted learner and the combined heterogeneity verdict.
 
@@ -88,6 +92,11 @@ def evaluate(
     primary : str, optional
         A pre-specified learner whose test is the verdict; default: multiplicity-
         adjusted over all learners (see :func:`combine_heterogeneity`).
+    test : {"rate", "blp"}
+        Which test gives each learner's ``heterogeneity_p``: RATE AUTOC
+        (:func:`heterogeneity_test`) or the calibration slope (:func:`blp_test`).
+        Both p-values are always reported, as ``heterogeneity_p_rate`` and
+        ``heterogeneity_p_blp``.
 
     Returns
     -------
@@ -96,14 +105,14 @@ def evaluate(
     reports = {}
     for label, fit in fits.items():
         reports[label] = _report(
-            fit, data, scores, horizon=horizon, seed=seed, n_bootstrap=n_bootstrap
+            fit, data, scores, horizon=horizon, seed=seed, n_bootstrap=n_bootstrap, test=test
         )
     p_values = {label: r.metrics["heterogeneity_p"] for label, r in reports.items()}
     verdict, method = combine_heterogeneity(p_values, primary)
-    return Evaluation(reports, float(verdict), method)
+    return Evaluation(reports, float(verdict), f"{TESTS[test]}; {method}")
 
 
-def _report(fit: CrossFit, data, scores, *, horizon, seed, n_bootstrap) -> LearnerReport:
+def _report(fit: CrossFit, data, scores, *, horizon, seed, n_bootstrap, test) -> LearnerReport:
     oof = fit.oof
     priorities = oof["cate_rmst"].to_numpy()
     gamma = scores["score_rmst"].to_numpy()
@@ -116,12 +125,15 @@ def _report(fit: CrossFit, data, scores, *, horizon, seed, n_bootstrap) -> Learn
         "rate_autoc_se": autoc_se,
         "rate_qini": qini,
         "rate_qini_se": qini_se,
-        "heterogeneity_p": heterogeneity_test(priorities, gamma, **boot),
+        "heterogeneity_p_rate": heterogeneity_test(priorities, gamma, **boot),
         "c_for_benefit": c_for_benefit(priorities, gamma),
         "cate_rmst_mean": float(np.mean(priorities)),
         "cate_surv_mean": float(oof["cate_surv"].mean()),
         "cate_rmst_sd": float(np.std(priorities)),
     }
+    p_blp, slope, slope_se = blp_test(priorities, gamma)
+    metrics |= {"heterogeneity_p_blp": p_blp, "blp_slope": slope, "blp_slope_se": slope_se}
+    metrics["heterogeneity_p"] = metrics[f"heterogeneity_p_{test}"]
     if data.truth is not None:
         metrics |= truth_metrics(priorities, data.truth["tau_rmst"].to_numpy())
         surv = truth_metrics(oof["cate_surv"].to_numpy(), data.truth["tau_surv"].to_numpy())

@@ -87,6 +87,7 @@ def learn(config: ExperimentConfig, data: TrialData) -> Evaluation | None:
         seed=config.seed,
         n_bootstrap=config.heterogeneity.n_bootstrap,
         primary=config.heterogeneity.primary,
+        test=config.heterogeneity.test,
     )
 
 

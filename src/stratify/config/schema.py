@@ -145,6 +145,11 @@ class HeterogeneityConfig(_Frozen):
         description="Label of a pre-specified learner whose test is the verdict; default: "
         "Holm (Bonferroni for the smallest p) over all learners.",
     )
+    test: Literal["rate", "blp"] = Field(
+        "rate",
+        description="Test per learner: 'rate' (RATE AUTOC > 0, bootstrap SE) or 'blp' "
+        "(calibration slope for heterogeneity > 0, HC3 SE); both are always logged.",
+    )
     n_bootstrap: int = Field(200, ge=50, le=10000, description="Bootstrap replicates for RATE.")
 
 

@@ -7,6 +7,7 @@ scores predicted treatment benefit against the doubly robust scores of
 
 from stratify.metrics.benefit import (
     benefit_calibration,
+    blp_test,
     c_for_benefit,
     combine_heterogeneity,
     heterogeneity_test,
@@ -17,6 +18,7 @@ from stratify.metrics.risk import evaluation_times, risk_metrics
 
 __all__ = [
     "benefit_calibration",
+    "blp_test",
     "c_for_benefit",
     "combine_heterogeneity",
     "evaluation_times",
