@@ -31,30 +31,42 @@ already there, so an interrupted benchmark resumes.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from joblib import Parallel, delayed
 from scipy import stats
 
-from stratify.config import load_config
+from stratify.config.loader import apply_override, validate_config
 from stratify.experiment import load_trial
 from stratify.learners import make_learner
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mirocals.yaml"
+
+
+def configure(raw: dict, overrides: list[str]):
+    """The config from a snapshot of its YAML (read once, so edits mid-study change nothing)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        apply_override(raw, item)
+    return validate_config(raw, base_dir=CONFIG.parents[1], source="study config")
+
+
 TEST_SIZE = 2000
 TEST_OFFSET = 1_000_000
 
 
-def one_seed(design: str, n: int, seed: int) -> list[dict]:
+def one_seed(raw: dict, design: str, n: int, seed: int) -> list[dict]:
     """Fit every learner on one simulated trial; score on an independent test sample."""
     base = [f"data.simulate.effect={design}", "execution.n_jobs=1"]
-    config = load_config(CONFIG, [*base, f"seed={seed}", f"data.simulate.n={n}"])
+    config = configure(raw, [*base, f"seed={seed}", f"data.simulate.n={n}"])
     train = load_trial(config)
-    test_config = load_config(
-        CONFIG, [*base, f"seed={seed + TEST_OFFSET}", f"data.simulate.n={TEST_SIZE}"]
+    test_config = configure(
+        raw, [*base, f"seed={seed + TEST_OFFSET}", f"data.simulate.n={TEST_SIZE}"]
     )
     test = load_trial(test_config)
     rows = []
@@ -125,9 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--designs", default="mirocals,none,common")
     parser.add_argument("--seed", type=int, default=20_000, help="seed of the first trial")
     parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--config", type=Path, default=CONFIG, help="config whose learners run")
     parser.add_argument("--out", type=Path, help="CSV of per-fit results (appended, resumable)")
     args = parser.parse_args(argv)
 
+    raw = yaml.safe_load(args.config.read_text(encoding="utf-8"))
     jobs = [
         (design, int(n), args.seed + i)
         for n in args.sizes.split(",")
@@ -140,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         jobs = [job for job in jobs if job not in finished]
     start = time.perf_counter()
     batches = Parallel(n_jobs=args.n_jobs, return_as="generator_unordered")(
-        delayed(one_seed)(*job) for job in jobs
+        delayed(one_seed)(raw, *job) for job in jobs
     )
     new = []
     for rows in batches:

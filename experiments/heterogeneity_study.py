@@ -28,14 +28,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from joblib import Parallel, delayed
 from scipy.stats import binomtest
 
-from stratify.config import load_config
+from stratify.config.loader import apply_override, validate_config
 from stratify.experiment import learn, load_trial
 from stratify.metrics import combine_heterogeneity
 from stratify.trial import analyse_trial
@@ -43,7 +45,15 @@ from stratify.trial import analyse_trial
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mirocals.yaml"
 
 
-def one_trial(effect: str, seed: int, n: int, repeats: int) -> dict[str, float]:
+def configure(raw: dict, overrides: list[str]):
+    """The config from a snapshot of its YAML (read once, so edits mid-study change nothing)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        apply_override(raw, item)
+    return validate_config(raw, base_dir=CONFIG.parents[1], source="study config")
+
+
+def one_trial(raw: dict, effect: str, seed: int, n: int, repeats: int) -> dict[str, float]:
     """p-values of every learner under both tests, the verdicts, and the paper's test."""
     overrides = [
         f"seed={seed}",
@@ -52,7 +62,7 @@ def one_trial(effect: str, seed: int, n: int, repeats: int) -> dict[str, float]:
         f"cv.repeats={repeats}",
         "execution.n_jobs=1",
     ]
-    config = load_config(CONFIG, overrides)
+    config = configure(raw, overrides)
     data = load_trial(config)
     reports = learn(config, data).learners
     row: dict[str, float | str] = {"effect": effect, "seed": seed}
@@ -108,10 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=10_000, help="seed of the first trial")
     parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--config", type=Path, default=CONFIG, help="config whose learners run")
     parser.add_argument("--out", type=Path, help="CSV of per-trial p-values")
     args = parser.parse_args(argv)
 
     effects = args.effects.split(",")
+    raw = yaml.safe_load(args.config.read_text(encoding="utf-8"))
     jobs = [(e, args.seed + i) for e in effects for i in range(args.trials)]
     done = pd.read_csv(args.out) if args.out and args.out.exists() else pd.DataFrame()
     if len(done):
@@ -119,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         jobs = [job for job in jobs if job not in finished]
     start = time.perf_counter()
     rows = Parallel(n_jobs=args.n_jobs, return_as="generator_unordered")(
-        delayed(one_trial)(e, s, args.n, args.repeats) for e, s in jobs
+        delayed(one_trial)(raw, e, s, args.n, args.repeats) for e, s in jobs
     )
     new = []
     for row in rows:

@@ -69,6 +69,12 @@ def test_override_null_removes_a_setting_so_another_source_can_be_used():
         (["data.treated=[1,2]"], "data.treated: not a valid value of this field (got [1, 2])"),
         (["tracking=5"], "tracking: Input should be a valid dictionary (got 5)"),
         (["seed.x=1"], "override 'seed.x=1': 'seed' is not a section"),
+        (
+            ["explain.learner=forest"],
+            "explain.learner: 'forest' is not a learner of this config (learners: s_learner,",
+        ),
+        (["explain.background=-1"], "explain.background: Input should be greater than or equal"),
+        (["heterogeneity.test=wald"], "heterogeneity.test: Input should be 'rate' or 'blp'"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, message):

@@ -192,6 +192,8 @@ FAST_LEARNERS = [
     "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]",
     "cv.folds=3",
     "cv.repeats=1",
+    "explain.background=20",
+    "explain.n_bootstrap=50",
 ]
 
 
@@ -209,10 +211,27 @@ def test_learners_get_nested_runs_with_the_contract_metrics(store):
         assert child.info.run_name == f"mirocals-{label}-{result.config.config_hash[:7]}"
         assert set(child.data.metrics) >= LEARNER_METRICS
         assert 0 <= child.data.metrics["heterogeneity_p"] <= 1
-        assert {"tables/benefit_calibration.csv", "figures/benefit_calibration.png"} <= (
-            _artifacts(client, child_id)
-        )
-    assert "predictions/oof_cate.csv" not in _artifacts(client, result.run_id)
+        assert {
+            "tables/benefit_calibration.csv",
+            "figures/benefit_calibration.png",
+            "tables/shap_importance.csv",
+            "figures/shap_benefit.png",
+        } <= _artifacts(client, child_id)
+        assert child.data.metrics["modifier_rank"] in {1, 2, 3, 4, 5, 6}
+        assert child.data.tags["stratify.shap_method"]
+    assert "figures/shap_time.png" in _artifacts(client, result.learner_run_ids["t_learner"])
+    parent_artifacts = _artifacts(client, result.run_id)
+    assert {"figures/modifier_benefit.png", "tables/modifier_benefit.csv"} <= parent_artifacts
+    assert not {"predictions/oof_cate.csv", "predictions/benefit_shap.csv"} & parent_artifacts
+    # The flagship trial: the Wald test gates a crossover near the published 3,700 pg/mL.
+    m = parent.data.metrics
+    assert 3000 < m["modifier_crossover"] < 4500
+    low, high = m["modifier_crossover_ci_low"], m["modifier_crossover_ci_high"]
+    assert low < m["modifier_crossover"] < high
+    assert m["modifier_rank"] == result.explained.learners["t_learner"].metrics()["modifier_rank"]
+    finding = parent.data.tags["stratify.modifier_finding"]
+    assert finding.startswith("Estimated benefit ends at csf_pnfh")
+    assert finding in parent.data.tags["mlflow.note.content"]
 
 
 @pytest.mark.parametrize("test", ["rate", "blp"])
@@ -237,6 +256,20 @@ def test_out_of_fold_estimates_are_logged_only_when_allowed(store):
         "cox_interaction": 220,
         "t_learner": 220,
     }
+    shap_path = client.download_artifacts(result.run_id, "predictions/benefit_shap.csv")
+    shap_table = pd.read_csv(shap_path)
+    assert list(shap_table.columns) == [
+        "patient", "learner", "covariate", "shap_cate_rmst", "shap_cate_surv",
+    ]  # fmt: skip
+    assert len(shap_table) == 2 * 220 * 5
+
+
+def test_explanations_can_be_switched_off(store):
+    result = run(_config("mirocals.yaml", store, *FAST_LEARNERS, "explain.enabled=false"))
+    client = MlflowClient(result.store.tracking_uri)
+    assert result.explained is None
+    assert "modifier_crossover" not in client.get_run(result.run_id).data.metrics
+    assert "figures/shap_benefit.png" not in _artifacts(client, result.learner_run_ids["t_learner"])
 
 
 @pytest.mark.parametrize(
@@ -248,6 +281,7 @@ def test_out_of_fold_estimates_are_logged_only_when_allowed(store):
 )
 def test_bad_learners_stop_before_any_run(store, override, message):
     with pytest.raises(StratifyInputError, match=re.escape(message)):
-        run(_config("mirocals.yaml", store, override))
+        # explain.learner=null: the shipped config explains t_learner, absent from these lists
+        run(_config("mirocals.yaml", store, override, "explain.learner=null"))
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     assert client.get_experiment_by_name("mirocals") is None

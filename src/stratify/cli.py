@@ -100,6 +100,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(summarise(result.analysis))
     if result.evaluation is not None:
         print("\n" + summarise_learners(result.evaluation))
+    if result.explained is not None:
+        print("\n" + summarise_explained(result.explained))
     print(f"\nMLflow run {result.run_id} in experiment '{config.experiment_name}'")
     uri = config.tracking_uri
     if uri.startswith(("http://", "https://")):
@@ -215,6 +217,21 @@ def summarise_learners(evaluation) -> str:
         f"Heterogeneity (one verdict for all learners): p = {evaluation.heterogeneity_p:.3g}"
         f"  [{evaluation.heterogeneity_method}]"
     )
+    return "\n".join(lines)
+
+
+def summarise_explained(explained) -> str:
+    """Where the modifier ranks for benefit in each learner, and the crossover finding."""
+    lines = []
+    first = next(iter(explained.learners.values()))
+    if first.modifier is not None:
+        p = len(first.importance())
+        ranks = ", ".join(
+            f"{label} {x.metrics()['modifier_rank']:.0f}" for label, x in explained.learners.items()
+        )
+        lines.append(f"Rank of {first.modifier} in mean |SHAP of benefit| (of {p}): {ranks}")
+    if explained.modifier is not None:
+        lines.append(explained.modifier.statement)
     return "\n".join(lines)
 
 

@@ -49,6 +49,7 @@ class Evaluation:
     learners: dict[str, LearnerReport]
     heterogeneity_p: float
     heterogeneity_method: str
+    scores: pd.DataFrame | None = None
 
     def oof_table(self) -> pd.DataFrame:
         """Out-of-fold benefit, one row per patient and learner (patient-level data)."""
@@ -109,7 +110,7 @@ def evaluate(
         )
     p_values = {label: r.metrics["heterogeneity_p"] for label, r in reports.items()}
     verdict, method = combine_heterogeneity(p_values, primary)
-    return Evaluation(reports, float(verdict), f"{TESTS[test]}; {method}")
+    return Evaluation(reports, float(verdict), f"{TESTS[test]}; {method}", scores)
 
 
 def _report(fit: CrossFit, data, scores, *, horizon, seed, n_bootstrap, test) -> LearnerReport:

@@ -26,6 +26,7 @@ from stratify.data.io import read_table
 from stratify.data.simulate import simulate
 from stratify.evaluation import Evaluation, evaluate
 from stratify.exceptions import StratifyInputError
+from stratify.explain.learners import Explained, explain_learners
 from stratify.learners.registry import make_learner
 from stratify.plots_benefit import benefit_calibration_plot
 from stratify.scores import dr_scores
@@ -44,6 +45,7 @@ class Result:
     store: Store
     evaluation: Evaluation | None = None
     learner_run_ids: dict[str, str] = field(default_factory=dict)
+    explained: Explained | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -52,12 +54,17 @@ class Result:
 
 
 def run_metrics(
-    analysis: TrialAnalysis, data: TrialData, evaluation: Evaluation | None = None
+    analysis: TrialAnalysis,
+    data: TrialData,
+    evaluation: Evaluation | None = None,
+    explained: Explained | None = None,
 ) -> dict[str, float]:
-    """Everything the parent run logs as metrics: the analysis, the rows used, the verdict."""
+    """Everything the parent run logs as metrics: analysis, rows used, verdict, modifier."""
     counts = {"n_input": data.n_input, "n_excluded": sum(data.exclusions.values())}
     if evaluation is not None:
         counts["heterogeneity_p"] = evaluation.heterogeneity_p
+    if explained is not None:
+        counts |= explained.metrics()
     return analysis.metrics() | {k: float(v) for k, v in counts.items()}
 
 
@@ -172,6 +179,7 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
     check_learners(config, data)
     analysis, figures = analyse(config, data)
     evaluation = learn(config, data)
+    explained = explain_learners(config, data, evaluation, analysis) if evaluation else None
     tracker = Tracker(Store.from_uri(config.tracking_uri))
     tags = {
         "stratify.version": __version__,
@@ -179,7 +187,7 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
         "stratify.config_hash": config.config_hash,
         "stratify.dataset_hash": dataset_hash(data),
         "stratify.data_source": _data_source(config),
-        "mlflow.note.content": describe(analysis, data, evaluation),
+        "mlflow.note.content": describe(analysis, data, evaluation, explained),
     }
     if evaluation is not None:
         tags["stratify.heterogeneity_method"] = evaluation.heterogeneity_method
@@ -187,20 +195,36 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
     with tracker.run(config.experiment_name, run_name=run_name, tags=tags) as run_id:
         tracker.log_params(run_id, config.flat_params())
         tracker.log_text(run_id, config.to_yaml(), "config.yaml")
-        tracker.log_metrics(run_id, run_metrics(analysis, data, evaluation))
+        tracker.log_metrics(run_id, run_metrics(analysis, data, evaluation, explained))
         tracker.log_table(run_id, analysis.table(), "tables/trial_analysis.csv")
         for path, figure in figures.items():
             tracker.log_figure(run_id, figure, path)
+        if explained is not None:
+            _log_explained(tracker, run_id, explained)
         if config.tracking.log_patient_level:
             tracker.log_table(run_id, patient_table(data), "data/trial.csv")
             if evaluation is not None:
                 tracker.log_table(run_id, evaluation.oof_table(), "predictions/oof_cate.csv")
-        children = _log_learners(tracker, run_id, config, evaluation) if evaluation else {}
-    return Result(config, data, analysis, run_id, tracker.store, evaluation, children)
+            if explained is not None:
+                shap_table = explained.patient_table(data.X.index)
+                tracker.log_table(run_id, shap_table, "predictions/benefit_shap.csv")
+        children = (
+            _log_learners(tracker, run_id, config, evaluation, explained) if evaluation else {}
+        )
+    return Result(config, data, analysis, run_id, tracker.store, evaluation, children, explained)
 
 
-def _log_learners(tracker, parent_id, config, evaluation) -> dict[str, str]:
-    """One nested run per learner: its parameters, metrics, calibration table and figure."""
+def _log_explained(tracker, run_id, explained: Explained) -> None:
+    """The modifier analysis on the parent run: its curve, figure and one-sentence finding."""
+    for path, figure in explained.figures().items():
+        tracker.log_figure(run_id, figure, path)
+    if explained.modifier is not None:
+        tracker.log_table(run_id, explained.modifier.table(), "tables/modifier_benefit.csv")
+        tracker.set_tags(run_id, {"stratify.modifier_finding": explained.modifier.statement})
+
+
+def _log_learners(tracker, parent_id, config, evaluation, explained) -> dict[str, str]:
+    """One nested run per learner: parameters, metrics, calibration, and its explanation."""
     ids = {}
     for spec in config.learners:
         report = evaluation.learners[spec.run_label]
@@ -216,8 +240,20 @@ def _log_learners(tracker, parent_id, config, evaluation) -> dict[str, str]:
             tracker.log_table(child, report.calibration, "tables/benefit_calibration.csv")
             figure = benefit_calibration_plot(report.calibration)
             tracker.log_figure(child, figure, "figures/benefit_calibration.png")
+            if explained is not None:
+                _log_learner_explanation(tracker, child, explained.learners[spec.run_label], config)
         ids[spec.run_label] = child
     return ids
+
+
+def _log_learner_explanation(tracker, run_id, explanation, config) -> None:
+    tracker.log_metrics(run_id, explanation.metrics())
+    tracker.set_tags(run_id, {"stratify.shap_method": explanation.benefit.method})
+    tracker.log_table(run_id, explanation.importance(), "tables/shap_importance.csv")
+    if explanation.interactions is not None:
+        tracker.log_table(run_id, explanation.interactions, "tables/arm_interactions.csv")
+    for path, figure in explanation.figures(config.horizon).items():
+        tracker.log_figure(run_id, figure, path)
 
 
 def check_learners(config: ExperimentConfig, data: TrialData) -> None:
@@ -238,7 +274,12 @@ def check_learners(config: ExperimentConfig, data: TrialData) -> None:
             raise StratifyInputError(f"learners.{i}: {exc}") from None
 
 
-def describe(analysis: TrialAnalysis, data: TrialData, evaluation: Evaluation | None = None) -> str:
+def describe(
+    analysis: TrialAnalysis,
+    data: TrialData,
+    evaluation: Evaluation | None = None,
+    explained: Explained | None = None,
+) -> str:
     """A one-paragraph summary of the trial analysis, for the run's description."""
     m = analysis.metrics()
     text = (
@@ -256,6 +297,12 @@ def describe(analysis: TrialAnalysis, data: TrialData, evaluation: Evaluation | 
         text += (
             f" Heterogeneity across {len(evaluation.learners)} learner(s): "
             f"p = {evaluation.heterogeneity_p:.3g} ({evaluation.heterogeneity_method})."
+        )
+    if explained is not None and explained.modifier is not None:
+        rank = explained.metrics()["modifier_rank"]
+        text += (
+            f" {data.modifier} ranks {rank:.0f} of {data.X.shape[1]} for benefit in "
+            f"{explained.explained_learner}. {explained.modifier.statement}"
         )
     return text
 

@@ -153,6 +153,33 @@ class HeterogeneityConfig(_Frozen):
     n_bootstrap: int = Field(200, ge=50, le=10000, description="Bootstrap replicates for RATE.")
 
 
+class ExplainConfig(_Frozen):
+    """SHAP of each learner's benefit and the analysis of the modifier (runs with learners)."""
+
+    enabled: bool = Field(True, description="Explain benefit (needs learners).")
+    background: int = Field(
+        50,
+        ge=0,
+        le=2000,
+        description="Reference patients (drawn with the seed) for interventional SHAP; 0: "
+        "tree-path-dependent SHAP for tree learners (model-agnostic explainers then use 50).",
+    )
+    learner: str | None = Field(
+        None,
+        description="Learner whose SHAP ranks the modifier on the parent run; default: "
+        "heterogeneity.primary, else the first learner.",
+    )
+    max_evals: int = Field(
+        500, ge=10, le=100000, description="Permutation SHAP budget per patient (> 10 covariates)."
+    )
+    n_bootstrap: int = Field(
+        200, ge=20, le=10000, description="Bootstrap replicates of the modifier crossover."
+    )
+    times: int = Field(
+        10, ge=2, le=100, description="Time points up to the horizon for time-dependent SHAP."
+    )
+
+
 class ExecutionConfig(_Frozen):
     """Where the cross-fitting runs. Results do not depend on it."""
 
@@ -171,6 +198,7 @@ class ExperimentConfig(_Frozen):
     learners: list[LearnerSpec] = Field([], description="Treatment-effect learners to cross-fit.")
     cv: CVConfig = CVConfig()
     heterogeneity: HeterogeneityConfig = HeterogeneityConfig()
+    explain: ExplainConfig = ExplainConfig()
     execution: ExecutionConfig = ExecutionConfig()
     tracking: TrackingConfig = TrackingConfig()
     base_dir: Path = Field(
@@ -198,7 +226,21 @@ class ExperimentConfig(_Frozen):
                 f"heterogeneity.primary: '{primary}' is not a learner of this config "
                 f"(learners: {', '.join(labels) or 'none'})"
             )
+        explained = self.explain.learner
+        if labels and explained is not None and explained not in labels:
+            raise ValueError(
+                f"explain.learner: '{explained}' is not a learner of this config "
+                f"(learners: {', '.join(labels) or 'none'})"
+            )
         return self
+
+    @property
+    def explained_learner(self) -> str | None:
+        """Label of the learner whose modifier rank goes on the parent run."""
+        if not self.learners:
+            return None
+        first = self.learners[0].run_label
+        return self.explain.learner or self.heterogeneity.primary or first
 
     @property
     def data_path(self) -> Path | None:

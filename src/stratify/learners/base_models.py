@@ -162,6 +162,37 @@ def survival_at(model: BaseEstimator, X, times: np.ndarray, **predict_kwargs) ->
     return out
 
 
+def ph_survival_at(baseline_survival, linear_predictor, times: np.ndarray) -> np.ndarray:
+    """Proportional-hazards survival ``S0(t) ** exp(lp)`` at ``times``, for all patients at once.
+
+    What scikit-survival's Cox models return from ``predict_survival_function``
+    (Breslow baseline ``S0``; see ``BreslowEstimator.get_survival_function``),
+    without building one step function per patient: explaining a Cox learner
+    evaluates it on hundreds of thousands of masked patients.
+
+    Parameters
+    ----------
+    baseline_survival : sksurv.functions.StepFunction
+        Baseline survival (``x``: its times, ``y``: its values).
+    linear_predictor : array-like of shape (n_patients,)
+        ``X @ coef`` on the scale the baseline was fitted on.
+    times : array-like of shape (n_times,)
+        Non-negative times; before the first known time survival is 1.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_patients, n_times)
+    """
+    known = np.asarray(baseline_survival.x, dtype=float)
+    base = np.asarray(baseline_survival.y, dtype=float)
+    risk = np.exp(np.asarray(linear_predictor, dtype=float))
+    idx = np.searchsorted(known, np.asarray(times, dtype=float), side="right") - 1
+    out = np.ones((risk.size, idx.size))
+    after_start = idx >= 0
+    out[:, after_start] = np.power(base[idx[after_start]][None, :], risk[:, None])
+    return out
+
+
 def event_times(y: np.ndarray) -> np.ndarray:
     """Distinct event times of a ``Surv`` outcome, sorted."""
     event, time = check_y_survival(y)

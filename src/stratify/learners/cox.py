@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
+from sksurv.linear_model.coxph import BreslowEstimator
 from sksurv.util import check_y_survival
 
 from stratify.data.covariates import ARM_TERM
@@ -24,7 +25,7 @@ from stratify.learners.base_models import (
     check_integer,
     check_number,
     event_times,
-    survival_at,
+    ph_survival_at,
 )
 
 
@@ -119,8 +120,11 @@ class CoxnetInteraction(CATELearner):
             self.alpha_ = self._cv_alpha(Z, y, penalty, path)
         else:
             self.alpha_ = float(self.alpha)
-        self.model_ = self._coxnet(penalty, [self.alpha_], baseline=True).fit(Z, y)
+        self.model_ = self._coxnet(penalty, [self.alpha_], baseline=False).fit(Z, y)
         self.coef_ = pd.Series(self.model_.coef_[:, 0], index=design.columns)
+        event, time = check_y_survival(y)
+        # The Breslow baseline at alpha_, as Coxnet's fit_baseline_model would fit it.
+        self.baseline_ = BreslowEstimator().fit(self._linear_predictor(Z), event, time)
         self.event_times_ = event_times(y)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
@@ -155,9 +159,12 @@ class CoxnetInteraction(CATELearner):
             score -= cox_partial_loglik(eta[train], time[train], event[train])
         return float(alphas[int(np.argmax(score))])
 
+    def _linear_predictor(self, Z: np.ndarray) -> np.ndarray:
+        return self.model_.predict(Z, alpha=self.alpha_)
+
     def _survival_under(self, X, arm, times) -> np.ndarray:
         Z = self.scaler_.transform(_interaction_design(X, np.full(len(X), arm)))
-        return survival_at(self.model_, Z, times, alpha=self.alpha_)
+        return ph_survival_at(self.baseline_.baseline_survival_, self._linear_predictor(Z), times)
 
 
 class CoxInteraction(CATELearner):
@@ -243,7 +250,7 @@ class CoxInteraction(CATELearner):
 
     def _survival_under(self, X, arm, times) -> np.ndarray:
         Z = self.scaler_.transform(self._design(X, np.full(len(X), arm)))
-        return survival_at(self.model_, Z, times)
+        return ph_survival_at(self.model_.baseline_survival_, self.model_.predict(Z), times)
 
 
 def cox_partial_loglik(eta: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.ndarray:

@@ -1,0 +1,316 @@
+"""SHAP of benefit: which covariates drive each learner's estimated treatment effect.
+
+:func:`benefit_shap` explains a fitted learner's ``cate_rmst`` and
+``cate_surv`` (see :class:`stratify.learners.base.CATELearner`), exactly
+whenever the learner is made of trees:
+
+* T-learner on survival forests: benefit is the difference of two forests'
+  survival curves, integrated to the horizon, a linear map of the trees'
+  node curves, so the trees of both forests (one set negated) form a single
+  tree ensemble whose output *is* the benefit: exact TreeSHAP.
+* S-learner on a survival forest: each tree is resolved twice, with the arm
+  fixed to 1 and to 0 (:meth:`~stratify.explain.trees.TreeModel.fix_feature`);
+  the difference is again one exact tree ensemble.
+* Doubly robust learner with a forest final stage: the final random forests
+  *are* the benefit; shap's TreeExplainer explains them natively.
+* Everything else (Cox models, boosting, a ridge final stage) is explained
+  model-agnostically over the background sample: shap's ExactExplainer (all
+  2^p coalitions: exact with respect to the background) when there are at
+  most :data:`EXACT_MAX_FEATURES` covariates, otherwise the
+  PermutationExplainer with ``max_evals`` model evaluations per patient (the
+  stated budget). shap shows its progress bar for these when they are slow.
+
+:func:`arm_interactions` ranks the SHAP interaction values between the arm and
+each covariate for an S-learner forest; :func:`time_dependent_benefit_shap`
+gives SHAP of the survival difference at a grid of times (tree learners).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import shap
+from sklearn.ensemble import RandomForestRegressor
+from sksurv.ensemble import ExtraSurvivalTrees, RandomSurvivalForest
+
+from stratify.data.covariates import ARM_TERM
+from stratify.exceptions import StratifyInputError
+from stratify.explain.trees import TreeModel, combine, explain_trees, tree_model
+from stratify.learners import DRLearner, SLearner, TLearner
+from stratify.learners.base import CATELearner, rmst_grid
+
+#: Largest number of covariates for which the model-agnostic path is exact.
+EXACT_MAX_FEATURES = 10
+ESTIMANDS = ("cate_rmst", "cate_surv")
+_FORESTS = (RandomSurvivalForest, ExtraSurvivalTrees)
+
+
+@dataclass(frozen=True)
+class BenefitExplanation:
+    """SHAP values of one learner's benefit, and how they were computed.
+
+    Attributes
+    ----------
+    explanations : dict of str to shap.Explanation
+        By estimand (``cate_rmst``, ``cate_surv``): values ``(n, p)``.
+    method : str
+        ``"exact TreeSHAP"`` or the model-agnostic explainer and its budget.
+    """
+
+    explanations: dict[str, shap.Explanation]
+    method: str
+
+    def importance(self, estimand: str = "cate_rmst") -> pd.Series:
+        """Mean |SHAP| per covariate, largest first."""
+        e = self.explanations[estimand]
+        values = pd.Series(np.abs(e.values).mean(axis=0), index=e.feature_names)
+        return values.sort_values(ascending=False, kind="stable")
+
+    def rank(self, feature: str, estimand: str = "cate_rmst") -> int:
+        """Rank (1 = most important) of ``feature`` in mean |SHAP|."""
+        order = list(self.importance(estimand).index)
+        if feature not in order:
+            raise StratifyInputError(f"'{feature}' is not a covariate of this learner")
+        return order.index(feature) + 1
+
+
+def benefit_shap(
+    learner: CATELearner,
+    X: pd.DataFrame,
+    horizon: float,
+    *,
+    background: pd.DataFrame | None = None,
+    max_evals: int = 500,
+) -> BenefitExplanation:
+    """SHAP values of a fitted learner's estimated benefit for the patients in ``X``.
+
+    Parameters
+    ----------
+    learner : CATELearner
+        A fitted learner.
+    X : pandas.DataFrame
+        Patients to explain, columns as in ``fit``.
+    horizon : float
+        Horizon of the estimands (days).
+    background : pandas.DataFrame, optional
+        Reference patients. For tree learners ``None`` means tree-path-dependent
+        TreeSHAP; the model-agnostic path needs a background and uses ``X``
+        itself when none is given.
+    max_evals : int
+        Model evaluations per patient for the PermutationExplainer (more than
+        :data:`EXACT_MAX_FEATURES` covariates only).
+
+    Returns
+    -------
+    BenefitExplanation
+        For every patient and estimand, ``base_values + values.sum(axis=1)``
+        equals the learner's ``predict_cate`` (to rounding for exact paths;
+        the permutation path is additive by construction too).
+    """
+    X = _check_frame(learner, X)
+    bg = None if background is None else _check_frame(learner, background)
+    trees = _benefit_trees(learner, horizon)
+    if trees is not None:
+        exp = explain_trees(
+            trees, _design(learner, X), background=None if bg is None else _design(learner, bg),
+            feature_names=_names(learner, X),
+        )  # fmt: skip
+        return BenefitExplanation(_split(exp, X.shape[1]), "exact TreeSHAP")
+    if isinstance(learner, DRLearner) and learner.final == "forest":
+        return _dr_forest(learner, X, bg, horizon)
+    return _agnostic(learner, X, bg if bg is not None else X, horizon, max_evals)
+
+
+def time_dependent_benefit_shap(
+    learner: CATELearner, X: pd.DataFrame, times, *, background: pd.DataFrame | None = None
+) -> shap.Explanation | None:
+    """SHAP of the survival difference ``S1(t|x) - S0(t|x)`` at each of ``times``.
+
+    Exact, for T- and S-learners on survival forests; ``None`` for other
+    learners (their survival curves are not a sum of trees).
+
+    Returns
+    -------
+    shap.Explanation or None
+        Values ``(n, p, len(times))``, output names the times.
+    """
+    X = _check_frame(learner, X)
+    times = np.asarray(times, dtype=float)
+    pair = _arm_trees(learner, "survival", times)
+    if pair is None:
+        return None
+    bg = None if background is None else _check_frame(learner, background)
+    diff = combine([pair[1], pair[0].scale(-1.0)])
+    exp = explain_trees(
+        diff, _design(learner, X), background=None if bg is None else _design(learner, bg),
+        feature_names=_names(learner, X), output_names=list(times),
+    )  # fmt: skip
+    p = X.shape[1]  # an S-learner's arm column is never split on: its SHAP values are 0
+    return shap.Explanation(
+        exp.values[:, :p], base_values=exp.base_values, data=exp.data[:, :p],
+        feature_names=list(X.columns), output_names=list(times),
+    )  # fmt: skip
+
+
+def arm_interactions(
+    learner: SLearner, X: pd.DataFrame, arm: np.ndarray, horizon: float
+) -> pd.DataFrame:
+    """Rank covariates by their SHAP interaction with the arm (S-learner forests).
+
+    Explains the RMST to ``horizon`` under the arm each patient received, with
+    tree-path-dependent SHAP interaction values over the covariates and the
+    arm, and reports per covariate the arm interaction (both halves of the
+    symmetric matrix, i.e. the whole interaction effect), averaged over
+    patients in absolute value and with its sign.
+
+    Parameters
+    ----------
+    learner : SLearner
+        Fitted on a survival forest.
+    X : pandas.DataFrame
+        Covariates of the patients.
+    arm : array-like
+        The arm (0/1) each patient received.
+    horizon : float
+        Horizon of the RMST (days).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``covariate``, ``mean_abs_interaction`` (days),
+        ``mean_interaction`` (days) and ``rank``; largest first.
+    """
+    if not (isinstance(learner, SLearner) and isinstance(learner.model_, _FORESTS)):
+        raise StratifyInputError(
+            "arm interactions need an S-learner on a survival forest (the arm is one of its "
+            f"features); got {type(learner).__name__}"
+        )
+    X = _check_frame(learner, X)
+    grid = rmst_grid(learner, horizon)
+    rmst = tree_model(learner.model_, "survival", grid).map_outputs(_weights(grid)[:, :1])
+    design = X.assign(**{ARM_TERM: np.asarray(arm, dtype=float)})
+    values = explain_trees(rmst, design, interactions=True).values
+    a = values.shape[1] - 1
+    with_arm = values[:, a, :a] + values[:, :a, a]
+    table = pd.DataFrame(
+        {
+            "covariate": list(X.columns),
+            "mean_abs_interaction": np.abs(with_arm).mean(axis=0),
+            "mean_interaction": with_arm.mean(axis=0),
+        }
+    ).sort_values("mean_abs_interaction", ascending=False, kind="stable")
+    table["rank"] = np.arange(1, len(table) + 1)
+    return table.reset_index(drop=True)
+
+
+def is_tree_learner(learner: CATELearner) -> bool:
+    """Whether :func:`benefit_shap` explains this fitted learner by exact TreeSHAP."""
+    if isinstance(learner, TLearner):
+        return all(isinstance(m, _FORESTS) for m in learner.models_)
+    if isinstance(learner, SLearner):
+        return isinstance(learner.model_, _FORESTS)
+    return isinstance(learner, DRLearner) and learner.final == "forest"
+
+
+def _check_frame(learner: CATELearner, X) -> pd.DataFrame:
+    if not isinstance(X, pd.DataFrame):
+        raise StratifyInputError("explain a learner on a DataFrame of its covariates")
+    expected = list(getattr(learner, "feature_names_in_", X.columns))
+    if list(X.columns) != expected:
+        raise StratifyInputError(
+            f"columns {list(X.columns)} differ from the learner's covariates {expected}"
+        )
+    return X
+
+
+def _weights(grid: np.ndarray) -> np.ndarray:
+    """Map survival on ``grid`` to (RMST to its end, survival at its end)."""
+    w = np.zeros((len(grid), 2))
+    w[:-1, 0] = np.diff(grid)  # restricted_mean: left-point rule on the step curve
+    w[-1, 1] = 1.0
+    return w
+
+
+def _arm_trees(learner, output: str, times) -> tuple[TreeModel, TreeModel] | None:
+    """Tree models of the curves under arm 0 and arm 1, over the design of ``_design``."""
+    if isinstance(learner, TLearner) and all(isinstance(m, _FORESTS) for m in learner.models_):
+        return tuple(tree_model(m, output, times) for m in learner.models_)
+    if isinstance(learner, SLearner) and isinstance(learner.model_, _FORESTS):
+        full = tree_model(learner.model_, output, times)
+        arm = full.n_features - 1
+        return full.fix_feature(arm, 0.0), full.fix_feature(arm, 1.0)
+    return None
+
+
+def _benefit_trees(learner, horizon: float) -> TreeModel | None:
+    grid = rmst_grid(learner, horizon)
+    pair = _arm_trees(learner, "survival", grid)
+    if pair is None:
+        return None
+    return combine([pair[1], pair[0].scale(-1.0)]).map_outputs(_weights(grid))
+
+
+def _design(learner, X: pd.DataFrame) -> pd.DataFrame:
+    """What the trees take: ``X``, plus an arm column (never split on) for S-learners."""
+    return X.assign(**{ARM_TERM: 0.0}) if isinstance(learner, SLearner) else X
+
+
+def _names(learner, X: pd.DataFrame) -> list[str]:
+    return [str(c) for c in _design(learner, X).columns]
+
+
+def _split(exp: shap.Explanation, n_features: int | None = None) -> dict[str, shap.Explanation]:
+    """Two-output explanation -> one per estimand, over the first ``n_features`` columns."""
+    p = n_features or exp.values.shape[1]
+    out = {}
+    for k, name in enumerate(ESTIMANDS):
+        out[name] = shap.Explanation(
+            exp.values[:, :p, k],
+            base_values=exp.base_values[:, k],
+            data=exp.data[:, :p],
+            feature_names=list(exp.feature_names)[:p],
+        )
+    return out
+
+
+def _dr_forest(learner: DRLearner, X, bg, horizon) -> BenefitExplanation:
+    learner.predict_cate(X.iloc[:1], horizon)  # refuses another horizon, clearly
+    out = {}
+    for name, model in (("cate_rmst", learner.final_rmst_), ("cate_surv", learner.final_surv_)):
+        if not isinstance(model, RandomForestRegressor):
+            raise StratifyInputError(f"unexpected final model {type(model).__name__}")
+        perturbation = "tree_path_dependent" if bg is None else "interventional"
+        explainer = shap.TreeExplainer(model, data=bg, feature_perturbation=perturbation)
+        values = explainer.shap_values(X.to_numpy(dtype=float), check_additivity=False)
+        base = np.full(len(X), float(np.ravel(explainer.expected_value)[0]))
+        out[name] = shap.Explanation(
+            values, base_values=base, data=X.to_numpy(dtype=float), feature_names=list(X.columns)
+        )
+    return BenefitExplanation(out, "exact TreeSHAP (final forests)")
+
+
+def _agnostic(learner, X, bg, horizon, max_evals) -> BenefitExplanation:
+    columns = list(X.columns)
+
+    def predict(values: np.ndarray) -> np.ndarray:
+        frame = pd.DataFrame(values, columns=columns)
+        return learner.predict_cate(frame, horizon)[list(ESTIMANDS)].to_numpy()
+
+    masker = shap.maskers.Independent(bg.to_numpy(dtype=float), max_samples=len(bg))
+    p = len(columns)
+    if p <= EXACT_MAX_FEATURES:
+        explainer = shap.ExactExplainer(predict, masker, feature_names=columns)
+        method = f"model-agnostic, exact over {len(bg)} background patients (2^{p} coalitions)"
+        kwargs = {}
+    else:
+        explainer = shap.PermutationExplainer(predict, masker, feature_names=columns)
+        method = f"model-agnostic permutation SHAP, {max_evals} evaluations per patient"
+        kwargs = {"max_evals": max_evals}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        exp = explainer(X.to_numpy(dtype=float), **kwargs)
+    exp.feature_names = columns
+    return BenefitExplanation(_split(exp), method)

@@ -1,0 +1,362 @@
+"""The role of the effect modifier: how benefit depends on it, and where it ends.
+
+For the configured ``data.modifier`` (CSF-pNFH in MIROCALS) this module
+smooths per-patient benefit against the modifier (LOWESS, statsmodels), finds
+the value where the smoothed benefit changes sign (the *crossover*), puts a
+bootstrap confidence interval around it, and reports the unadjusted arm hazard
+ratio on each side of it (the Cox machinery of :mod:`stratify.trial.strata`).
+
+What is smoothed matters. The run passes the cross-fitted doubly robust scores
+(:func:`stratify.scores.dr_scores`): each is an unbiased, noisy measurement of
+the patient's benefit with errors independent across patients, so the smooth
+estimates E[benefit | modifier] whatever learner is used, and resampling
+patients gives honest intervals. A learner's out-of-fold estimates are not
+like that (their errors are shared through the fitted model), so resampling
+them would give intervals that are too narrow; they are drawn for comparison
+only.
+
+A crossover is *supported* only when all of these hold:
+
+1. benefit depends on the modifier at all: a test of effect modification
+   rejects at ``alpha``. The run uses the config's pre-specified one, the Wald
+   test of arm x modifier in the adjusted Cox model (as the MIROCALS paper did);
+   without it, the heteroskedasticity-robust (HC3) test of a linear trend of
+   the scores in the modifier (under no effect modification the scores' mean
+   does not depend on the modifier, so either keeps the false-claim rate at
+   ``alpha``);
+2. the smoothed benefit changes sign inside the central 95 % of the observed
+   modifier values;
+3. both ends of its bootstrap interval lie inside that range too. A bootstrap
+   replicate whose curve never changes sign in that direction counts as a
+   crossover beyond the observed range (above it if its benefit stays
+   positive, below it if it stays negative), so an interval that reaches beyond
+   the data is reported as unbounded, never as a number the data cannot back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from statsmodels.nonparametric.smoothers_lowess import lowess
+
+from stratify.exceptions import StratifyInputError
+from stratify.trial.strata import Stratum, analyse_strata
+
+#: Grid points between the 2.5th and 97.5th percentiles of the modifier.
+GRID_SIZE = 200
+
+
+@dataclass(frozen=True)
+class ModifierEffect:
+    """How estimated benefit depends on the modifier, and where it changes sign.
+
+    Attributes
+    ----------
+    modifier : str
+        Name of the modifier.
+    unit : str
+        What the benefit is measured in (e.g. "days").
+    grid : numpy.ndarray
+        Modifier values (central 95 % of the data) where the curve is evaluated.
+    curve : numpy.ndarray
+        Smoothed estimated benefit on ``grid``.
+    band_low, band_high : numpy.ndarray
+        Pointwise bootstrap interval of the curve.
+    crossover : float
+        Modifier value where the smoothed benefit changes sign; NaN if it does not.
+    direction : str
+        ``"ends"`` (benefit above zero below the crossover, below zero above it),
+        ``"starts"`` (the reverse), or ``""`` without a crossover.
+    ci_low, ci_high : float
+        Percentile bootstrap interval of the crossover; ``-inf``/``inf`` when it
+        reaches beyond the observed range, NaN without a crossover.
+    crossing_share : float
+        Share of bootstrap replicates whose curve changes sign in the same
+        direction inside the grid.
+    trend_slope, trend_p : float
+        Linear trend of benefit per unit of the modifier and its two-sided
+        HC3 p-value.
+    dependence_p : float
+        p-value of the test of effect modification that gates the claim.
+    dependence_test : str
+        Which test that was.
+    supported : bool
+        Whether the data support a crossover (see the module docstring).
+    sides : tuple of Stratum
+        Unadjusted arm hazard ratios below and at/above the crossover rounded
+        to 4 significant digits (empty without a crossover).
+    statement : str
+        One sentence for a report.
+    """
+
+    modifier: str
+    unit: str
+    grid: np.ndarray
+    curve: np.ndarray
+    band_low: np.ndarray
+    band_high: np.ndarray
+    crossover: float
+    direction: str
+    ci_low: float
+    ci_high: float
+    crossing_share: float
+    trend_slope: float
+    trend_p: float
+    dependence_p: float
+    dependence_test: str
+    supported: bool
+    sides: tuple[Stratum, ...] = field(default=())
+    statement: str = ""
+
+    def metrics(self) -> dict[str, float]:
+        """The run metrics: crossover and its interval (NaN when not supported)."""
+        keep = self.supported
+        return {
+            "modifier_crossover": self.crossover if keep else float("nan"),
+            "modifier_crossover_ci_low": self.ci_low if keep else float("nan"),
+            "modifier_crossover_ci_high": self.ci_high if keep else float("nan"),
+            "modifier_crossing_share": self.crossing_share,
+            "modifier_trend_p": self.trend_p,
+            "modifier_dependence_p": self.dependence_p,
+        }
+
+    def table(self) -> pd.DataFrame:
+        """The curve and its band, one row per grid point."""
+        return pd.DataFrame(
+            {
+                self.modifier: self.grid,
+                "benefit": self.curve,
+                "band_low": self.band_low,
+                "band_high": self.band_high,
+            }
+        )
+
+
+def modifier_effect(
+    modifier: np.ndarray,
+    benefit: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    arm: np.ndarray,
+    *,
+    name: str,
+    unit: str = "days",
+    frac: float = 2 / 3,
+    n_bootstrap: int = 200,
+    alpha: float = 0.05,
+    dependence: tuple[float, str] | None = None,
+    random_state: int | None = None,
+) -> ModifierEffect:
+    """Smooth benefit against the modifier; locate and bound the sign change.
+
+    Parameters
+    ----------
+    modifier : array-like
+        Modifier value per patient.
+    benefit : array-like
+        Per-patient benefit measurements with independent errors: the doubly
+        robust scores (see the module docstring).
+    time, event, arm : array-like
+        Follow-up, event indicator and arm (0/1), for the hazard ratios on
+        each side of the crossover.
+    name : str
+        Name of the modifier, for tables and sentences.
+    unit : str
+        Unit of ``benefit``.
+    frac : float
+        LOWESS span: the share of patients in each local fit (0 < frac <= 1).
+    n_bootstrap : int
+        Bootstrap replicates (patients resampled with replacement), at least 20.
+    alpha : float
+        Intervals are at level ``1 - alpha``; the level of the dependence test.
+    dependence : (float, str), optional
+        p-value and name of a pre-specified test that benefit depends on the
+        modifier (e.g. the Cox arm x modifier Wald test); default: the HC3 test
+        of a linear trend of ``benefit`` in the modifier.
+    random_state : int or None
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    ModifierEffect
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> m = rng.uniform(0, 10, 300)
+    >>> benefit = 5.0 - m + rng.normal(0, 1, 300)    # benefit ends at m = 5
+    >>> t, e, a = rng.exponential(5, 300), rng.random(300) < 0.7, rng.integers(0, 2, 300)
+    >>> effect = modifier_effect(m, benefit, t, e, a, name="m", random_state=0)
+    >>> effect.supported, round(effect.crossover, 1), effect.direction
+    (True, 5.1, 'ends')
+    """
+    m, b = _check_inputs(modifier, benefit, frac, n_bootstrap, alpha)
+    lo, hi = np.quantile(m, [0.025, 0.975])
+    if not hi > lo:
+        raise StratifyInputError(f"modifier '{name}' barely varies: no dependence can be shown")
+    grid = np.linspace(lo, hi, GRID_SIZE)
+    curve = smooth_benefit(m, b, grid, frac)
+    crossover, direction = _first_crossing(grid, curve)
+
+    rng = np.random.default_rng(random_state)
+    n = len(m)
+    replicates = np.empty((n_bootstrap, GRID_SIZE))
+    crossings = np.empty(n_bootstrap)
+    for r in range(n_bootstrap):
+        rows = rng.integers(0, n, n)
+        replicates[r] = smooth_benefit(m[rows], b[rows], grid, frac)
+        crossings[r] = _crossing_or_beyond(grid, replicates[r], direction or "ends")
+    band_low, band_high = np.nanquantile(replicates, [alpha / 2, 1 - alpha / 2], axis=0)
+
+    share = float(np.mean(np.isfinite(crossings)))
+    ci_low = ci_high = float("nan")
+    if np.isfinite(crossover):
+        # Order statistics, not interpolation: replicates beyond the range are ±inf.
+        bounds = np.quantile(crossings, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
+        ci_low, ci_high = (float(v) for v in bounds)
+    trend = sm.OLS(b, sm.add_constant(m)).fit(cov_type="HC3")
+    trend_slope, trend_p = float(trend.params[1]), float(trend.pvalues[1])
+    dependence_p, dependence_test = dependence or (trend_p, "linear trend of the scores")
+    supported = bool(
+        dependence_p < alpha
+        and np.isfinite(crossover)
+        and np.isfinite(ci_low)
+        and np.isfinite(ci_high)
+    )
+    sides: tuple[Stratum, ...] = ()
+    if np.isfinite(crossover):
+        cut = float(f"{crossover:.4g}")  # the value as reported, 4 significant digits
+        sides = analyse_strata(m, time, event, arm, cutpoints=[cut], alpha=alpha)
+    effect = ModifierEffect(
+        modifier=name,
+        unit=unit,
+        grid=grid,
+        curve=curve,
+        band_low=band_low,
+        band_high=band_high,
+        crossover=float(crossover),
+        direction=direction,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        crossing_share=share,
+        trend_slope=trend_slope,
+        trend_p=trend_p,
+        dependence_p=float(dependence_p),
+        dependence_test=dependence_test,
+        supported=supported,
+        sides=sides,
+    )
+    return _with_statement(effect, lo, hi, alpha)
+
+
+def _check_inputs(modifier, benefit, frac, n_bootstrap, alpha) -> tuple[np.ndarray, np.ndarray]:
+    m = np.asarray(modifier, dtype=float).ravel()
+    b = np.asarray(benefit, dtype=float).ravel()
+    if len(m) != len(b) or len(m) < 20:
+        raise StratifyInputError("modifier and benefit need the same length, at least 20 patients")
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(b))):
+        raise StratifyInputError("modifier and benefit must be finite (no missing values)")
+    if not 0 < frac <= 1:
+        raise StratifyInputError(f"frac must be in (0, 1] (got {frac!r})")
+    if not isinstance(n_bootstrap, Integral) or n_bootstrap < 20:
+        raise StratifyInputError(f"n_bootstrap must be an integer >= 20 (got {n_bootstrap!r})")
+    if not 0 < alpha < 1:
+        raise StratifyInputError(f"alpha must be in (0, 1) (got {alpha!r})")
+    return m, b
+
+
+def smooth_benefit(
+    modifier: np.ndarray, benefit: np.ndarray, grid: np.ndarray, frac: float = 2 / 3
+) -> np.ndarray:
+    """LOWESS of ``benefit`` on ``modifier`` (no robustness iterations), on ``grid``.
+
+    The smoother of :func:`modifier_effect`, for drawing other estimates the
+    same way (e.g. a learner's out-of-fold benefit).
+    """
+    return lowess(benefit, modifier, frac=frac, it=0, xvals=grid)
+
+
+def _first_crossing(grid: np.ndarray, curve: np.ndarray) -> tuple[float, str]:
+    """First sign change of ``curve`` along ``grid`` (linear interpolation), and its direction."""
+    valid = np.isfinite(curve)
+    g, c = grid[valid], curve[valid]
+    sign = np.sign(c)
+    for k in range(len(c) - 1):
+        if sign[k] != 0 and sign[k] != sign[k + 1]:
+            x0, x1, y0, y1 = g[k], g[k + 1], c[k], c[k + 1]
+            at = x0 if y1 == y0 else x0 + (x1 - x0) * y0 / (y0 - y1)
+            return float(at), ("ends" if y0 > 0 else "starts")
+    return float("nan"), ""
+
+
+def _crossing_or_beyond(grid: np.ndarray, curve: np.ndarray, direction: str) -> float:
+    """First crossing in ``direction``; else ±inf for a crossing beyond the observed range."""
+    valid = np.isfinite(curve)
+    g, c = grid[valid], curve[valid]
+    if len(c) == 0:
+        return float("nan")
+    want = 1.0 if direction == "ends" else -1.0  # sign before the crossing
+    for k in range(len(c) - 1):
+        if np.sign(c[k]) == want and np.sign(c[k + 1]) == -want:
+            y0, y1 = c[k], c[k + 1]
+            return float(g[k] + (g[k + 1] - g[k]) * y0 / (y0 - y1))
+    # No crossing in that direction: the sign that prevails says which side it lies on.
+    before_sign_holds = np.mean(np.sign(c) == want) >= 0.5
+    return float(np.inf if before_sign_holds else -np.inf)
+
+
+def _with_statement(effect: ModifierEffect, lo: float, hi: float, alpha: float) -> ModifierEffect:
+    level = f"{100 * (1 - alpha):.0f}%"
+    name, observed = effect.modifier, f"{lo:,.4g}–{hi:,.4g}"
+    if np.isnan(effect.crossover):
+        sign = "positive" if np.mean(effect.curve) > 0 else "negative"
+        text = (
+            f"The data do not support a crossover: estimated benefit stays {sign} over the "
+            f"central 95% of {name} ({observed})."
+        )
+    elif effect.dependence_p >= alpha:
+        text = (
+            f"The data do not support a crossover: no evidence that benefit depends on {name} "
+            f"({effect.dependence_test}, p = {effect.dependence_p:.2g}), although the smoothed "
+            f"estimate changes sign at {effect.crossover:,.4g}."
+        )
+    elif not effect.supported:
+        text = (
+            f"The data do not support a crossover: estimated benefit changes sign at {name} "
+            f"{effect.crossover:,.4g}, but the {level} bootstrap interval "
+            f"[{_bound(effect.ci_low)}, {_bound(effect.ci_high)}] reaches beyond the observed "
+            f"range ({observed}); {100 * effect.crossing_share:.0f}% of replicates cross in it."
+        )
+    else:
+        what = "ends" if effect.direction == "ends" else "begins"
+        text = (
+            f"Estimated benefit {what} at {name} {effect.crossover:,.4g} "
+            f"[{level} CI {effect.ci_low:,.4g}–{effect.ci_high:,.4g}]"
+            + _sides_text(effect.sides)
+            + "."
+        )
+    return replace(effect, statement=text)
+
+
+def _sides_text(sides: tuple[Stratum, ...]) -> str:
+    parts = []
+    for s in sides:
+        if np.isfinite(s.hr.estimate):
+            parts.append(
+                f"HR {s.hr.estimate:.2f} ({s.hr.ci_low:.2f}–{s.hr.ci_high:.2f}) for {s.label}"
+            )
+        else:
+            parts.append(f"HR not estimable for {s.label}")
+    return "; " + ", ".join(parts) if parts else ""
+
+
+def _bound(v: float) -> str:
+    if v == np.inf:
+        return "beyond the data"
+    if v == -np.inf:
+        return "below the data"
+    return f"{v:,.4g}"
