@@ -1,4 +1,4 @@
-"""Write the inputs of ``tests/r/reference_extra.R``: two CSVs in ``tests/data``.
+"""Write the inputs of ``tests/r/reference_extra.R``: three CSVs in ``tests/data``.
 
 * ``mirocals_seed3.csv``: ``simulate_mirocals(220, seed=3)`` (a MIROCALS-like
   trial, see :mod:`stratify.data.simulate`) with ``log_delta_fs = log(delta_fs)``
@@ -6,6 +6,8 @@
   bulbar_onset, log_delta_fs, svc, csf_pnfh. Floats are written with 17
   significant digits, so reading them back (pandas ``float_precision=
   "round_trip"``, R ``read.csv``) gives the simulated doubles.
+* ``mirocals_seed10093.csv``: the same with seed 10093, whose adjusted Cox model
+  made lifelines' Newton-Raphson diverge (R converges in 7 iterations);
 * ``gbsg2_monthly.csv``: ``tests/data/gbsg2.csv`` with ``time`` replaced by
   ``ceiling(time / 30.4375)``, whole months: heavily tied event times, so that
   Efron and Breslow ties give clearly different Cox estimates.
@@ -31,9 +33,9 @@ MIROCALS_COLUMNS = [
 DAYS_PER_MONTH = 30.4375  # 365.25 / 12, exactly representable
 
 
-def mirocals_seed3() -> pd.DataFrame:
-    """The simulated MIROCALS-like trial (n = 220, seed 3), analysis columns only."""
-    frame = simulate_mirocals(220, seed=3)
+def mirocals(seed: int) -> pd.DataFrame:
+    """A simulated MIROCALS-like trial (n = 220), analysis columns only."""
+    frame = simulate_mirocals(220, seed=seed)
     frame["log_delta_fs"] = np.log(frame["delta_fs"])
     return frame[MIROCALS_COLUMNS]
 
@@ -54,8 +56,10 @@ def _write(frame: pd.DataFrame, name: str) -> None:
 
 
 def main() -> None:
-    """Write both CSVs and check that they read back exactly."""
-    _write(mirocals_seed3(), "mirocals_seed3.csv")
+    """Write the CSVs and check that they read back exactly."""
+    _write(mirocals(3), "mirocals_seed3.csv")
+    # A trial where lifelines' default Newton-Raphson diverges on the adjusted model.
+    _write(mirocals(10093), "mirocals_seed10093.csv")
     _write(gbsg2_monthly(), "gbsg2_monthly.csv")
 
 

@@ -3,9 +3,11 @@
 #
 # Inputs (written by tests/r/export_references.py):
 #     tests/data/mirocals_seed3.csv   simulate_mirocals(220, seed = 3), analysis columns only
+#     tests/data/mirocals_seed10093.csv   the same with seed = 10093 (a hard Cox fit)
 #     tests/data/gbsg2_monthly.csv    GBSG2 with time = ceiling(days / 30.4375): tied times
 # Outputs (read by tests/test_trial_reference.py):
 #     OUTDIR/r_reference_mirocals_seed3.json
+#     OUTDIR/r_reference_mirocals_seed10093.json
 #     OUTDIR/r_reference_gbsg2_monthly.json
 # Run from anywhere:
 #     Rscript tests/r/reference_extra.R [OUTDIR]        # OUTDIR defaults to tests/data
@@ -47,6 +49,15 @@ CONFIGS <- list(
     modifier = "csf_pnfh", cutpoints = c(750, 3700), horizon = 640,
     curve_at = c(0, 750, 2000, 3700, 6000),
     # JSON escapes, so the labels equal stratify's ("750\u20133700" has an en dash)
+    labels = c("< 750", "750\\u20133700", "> 3700")),
+  # The same design, seed 10093: lifelines' Newton-Raphson (step 0.95) diverges on the
+  # adjusted model (one pNFH of 30,367 pg/mL); R converges in 7 iterations.
+  list(
+    name = "mirocals_seed10093", csv = "tests/data/mirocals_seed10093.csv",
+    time = "time", event = "event", arm = "arm", arm_term = "arm",
+    covariates = c("age", "bulbar_onset", "log_delta_fs", "svc", "csf_pnfh"),
+    modifier = "csf_pnfh", cutpoints = c(750, 3700), horizon = 640,
+    curve_at = c(0, 750, 2000, 3700, 6000),
     labels = c("< 750", "750\\u20133700", "> 3700")),
   list(
     name = "gbsg2_monthly", csv = "tests/data/gbsg2_monthly.csv",

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
 from lifelines.exceptions import ConvergenceError, ConvergenceWarning
+from numpy.linalg import LinAlgError
 from scipy import stats
 
 from stratify.exceptions import StratifyInputError
@@ -29,6 +30,12 @@ from stratify.exceptions import StratifyInputError
 #: 1.5e-7 from the maximum; iterating until the step is exactly negligible puts
 #: every reference (tests/test_trial*.py) within ~1e-8 of R, R's own convergence.
 FIT_OPTIONS = {"precision": 1e-20, "r_precision": 0.0, "max_steps": 200}
+
+#: Newton-Raphson step sizes tried in turn. lifelines starts at 0.95 and never halves a
+#: step that lowers the likelihood (R's coxph does), so on some data it diverges where R
+#: converges (tests/data/mirocals_seed10093.csv); shorter steps reach the same maximum.
+#: Only if every one fails is the model reported as not converging.
+STEP_SIZES = (0.95, 0.5, 0.25)
 
 #: Relative singular-value threshold below which standardised design columns
 #: are treated as perfectly collinear.
@@ -154,7 +161,8 @@ def fit_cox(design: pd.DataFrame, time: np.ndarray, event: np.ndarray, *, alpha:
     Raises
     ------
     CoxFitError
-        If Newton-Raphson does not converge, or converges to an infinite or
+        If Newton-Raphson does not converge with any of :data:`STEP_SIZES`, or
+        converges to an infinite or
         non-unique estimate (e.g. monotone likelihood when one group has no
         events). Callers turn it into an input error or a NaN with a note.
     """
@@ -165,18 +173,29 @@ def fit_cox(design: pd.DataFrame, time: np.ndarray, event: np.ndarray, *, alpha:
     frame["_event"] = np.asarray(event, dtype=int)
     fitter = CoxPHFitter(alpha=alpha)
     with warnings.catch_warnings():
-        # Any convergence warning means the estimate is not to be trusted: make it an error here.
+        # Overflow or NaN on the way (RuntimeWarning) is a failed attempt too, and any
+        # convergence warning (a RuntimeWarning) means the estimate is not to be trusted.
+        warnings.simplefilter("error", RuntimeWarning)
         warnings.simplefilter("error", ConvergenceWarning)
         # ...except lifelines' absolute low-variance check (var < 1e-4), which flags legitimate
         # small-scale covariates; constant and collinear columns are caught by check_design.
         warnings.filterwarnings(
             "ignore", message=r".*have very low variance", category=ConvergenceWarning
         )
-        try:
-            fitter.fit(frame, "_time", "_event", fit_options=dict(FIT_OPTIONS))
-        except (ConvergenceError, ConvergenceWarning, np.linalg.LinAlgError) as exc:
-            raise CoxFitError(_convergence_message(exc, list(design.columns))) from exc
-    return _summarise(fitter, tuple(map(str, design.columns)), frame["_event"].to_numpy(), alpha)
+        terms = tuple(map(str, design.columns))
+        failures: list[BaseException] = []
+        for step_size in STEP_SIZES:
+            try:
+                options = FIT_OPTIONS | {"step_size": step_size}
+                fitter.fit(frame, "_time", "_event", fit_options=options)
+                return _summarise(fitter, terms, frame["_event"].to_numpy(), alpha)
+            except (ConvergenceError, ConvergenceWarning, RuntimeWarning, LinAlgError) as exc:
+                failures.append(CoxFitError(_convergence_message(exc, list(design.columns))))
+                failures[-1].__cause__ = exc
+            except CoxFitError as exc:
+                failures.append(exc)
+    # Every step failed: the first failure, at lifelines' own step, says best what went wrong.
+    raise failures[0]
 
 
 def _summarise(fitter: CoxPHFitter, terms: tuple[str, ...], event: np.ndarray, alpha) -> CoxFit:
