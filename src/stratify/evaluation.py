@@ -71,7 +71,7 @@ def evaluate(
     seed: int,
     n_bootstrap: int = 200,
     primary: str | None = None,
-    test: str = "rate",
+    test: str = "blp",
 ) -> Evaluation:
     """Metrics of every cross-fitted learner and the combined heterogeneity verdict.
 
@@ -93,9 +93,9 @@ def evaluate(
     primary : str, optional
         A pre-specified learner whose test is the verdict; default: multiplicity-
         adjusted over all learners (see :func:`combine_heterogeneity`).
-    test : {"rate", "blp"}
-        Which test gives each learner's ``heterogeneity_p``: RATE AUTOC
-        (:func:`heterogeneity_test`) or the calibration slope (:func:`blp_test`).
+    test : {"blp", "rate"}
+        Which test gives each learner's ``heterogeneity_p``: the calibration
+        slope (:func:`blp_test`) or RATE AUTOC (:func:`heterogeneity_test`).
         Both p-values are always reported, as ``heterogeneity_p_rate`` and
         ``heterogeneity_p_blp``.
 

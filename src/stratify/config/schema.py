@@ -146,9 +146,10 @@ class HeterogeneityConfig(_Frozen):
         "Holm (Bonferroni for the smallest p) over all learners.",
     )
     test: Literal["rate", "blp"] = Field(
-        "rate",
-        description="Test per learner: 'rate' (RATE AUTOC > 0, bootstrap SE) or 'blp' "
-        "(calibration slope for heterogeneity > 0, HC3 SE); both are always logged.",
+        "blp",
+        description="Test per learner: 'blp' (calibration slope for heterogeneity > 0, HC3 SE; "
+        "the default: same level, more power in BENCHMARKS.md) or 'rate' (RATE AUTOC > 0, "
+        "bootstrap SE); both are always logged.",
     )
     n_bootstrap: int = Field(200, ge=50, le=10000, description="Bootstrap replicates for RATE.")
 
