@@ -107,6 +107,6 @@ def test_crossover_interval_covers_the_truth():
     covered = 0
     for seed in range(200):
         m, g, t, e, a = trial(lambda m: 5.0 - m, n=220, noise=4.0, seed=100 + seed)
-        effect = modifier_effect(m, g, t, e, a, name="m", n_bootstrap=200, random_state=seed)
+        effect = modifier_effect(m, g, t, e, a, name="m", n_bootstrap=100, random_state=seed)
         covered += bool(effect.ci_low <= 5.0 <= effect.ci_high)
     assert covered / 200 >= 0.90

@@ -159,11 +159,11 @@ class ExplainConfig(_Frozen):
 
     enabled: bool = Field(True, description="Explain benefit (needs learners).")
     background: int = Field(
-        50,
+        0,
         ge=0,
         le=2000,
-        description="Reference patients (drawn with the seed) for interventional SHAP; 0: "
-        "tree-path-dependent SHAP for tree learners (model-agnostic explainers then use 50).",
+        description="Reference patients (drawn with the seed) for interventional SHAP; 0 (the "
+        "default): tree-path-dependent SHAP for tree learners, 50 for model-agnostic ones.",
     )
     learner: str | None = Field(
         None,

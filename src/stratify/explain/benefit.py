@@ -27,6 +27,7 @@ gives SHAP of the survival difference at a grid of times (tree learners).
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -311,6 +312,7 @@ def _agnostic(learner, X, bg, horizon, max_evals) -> BenefitExplanation:
         kwargs = {"max_evals": max_evals}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        exp = explainer(X.to_numpy(dtype=float), **kwargs)
+        # shap's progress bar in a terminal only: quiet in CI and logs.
+        exp = explainer(X.to_numpy(dtype=float), silent=not sys.stderr.isatty(), **kwargs)
     exp.feature_names = columns
     return BenefitExplanation(_split(exp), method)

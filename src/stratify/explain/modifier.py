@@ -311,7 +311,7 @@ def _crossing_or_beyond(grid: np.ndarray, curve: np.ndarray, direction: str) -> 
 
 def _with_statement(effect: ModifierEffect, lo: float, hi: float, alpha: float) -> ModifierEffect:
     level = f"{100 * (1 - alpha):.0f}%"
-    name, observed = effect.modifier, f"{lo:,.4g}–{hi:,.4g}"
+    name, observed = effect.modifier, f"{_number(lo)}–{_number(hi)}"
     if np.isnan(effect.crossover):
         sign = "positive" if np.mean(effect.curve) > 0 else "negative"
         text = (
@@ -322,35 +322,41 @@ def _with_statement(effect: ModifierEffect, lo: float, hi: float, alpha: float) 
         text = (
             f"The data do not support a crossover: no evidence that benefit depends on {name} "
             f"({effect.dependence_test}, p = {effect.dependence_p:.2g}), although the smoothed "
-            f"estimate changes sign at {effect.crossover:,.4g}."
+            f"estimate changes sign at {_number(effect.crossover)}."
         )
     elif not effect.supported:
         text = (
             f"The data do not support a crossover: estimated benefit changes sign at {name} "
-            f"{effect.crossover:,.4g}, but the {level} bootstrap interval "
+            f"{_number(effect.crossover)}, but the {level} bootstrap interval "
             f"[{_bound(effect.ci_low)}, {_bound(effect.ci_high)}] reaches beyond the observed "
             f"range ({observed}); {100 * effect.crossing_share:.0f}% of replicates cross in it."
         )
     else:
         what = "ends" if effect.direction == "ends" else "begins"
         text = (
-            f"Estimated benefit {what} at {name} {effect.crossover:,.4g} "
-            f"[{level} CI {effect.ci_low:,.4g}–{effect.ci_high:,.4g}]"
-            + _sides_text(effect.sides)
+            f"Estimated benefit {what} at {name} {_number(effect.crossover)} "
+            f"[{level} CI {_number(effect.ci_low)}–{_number(effect.ci_high)}]"
+            + _sides_text(effect.sides, name)
             + "."
         )
     return replace(effect, statement=text)
 
 
-def _sides_text(sides: tuple[Stratum, ...]) -> str:
+def _number(v: float) -> str:
+    """4 significant digits; thousands separators and no decimals from 1,000 up."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def _sides_text(sides: tuple[Stratum, ...], name: str) -> str:
     parts = []
     for s in sides:
         if np.isfinite(s.hr.estimate):
             parts.append(
-                f"HR {s.hr.estimate:.2f} ({s.hr.ci_low:.2f}–{s.hr.ci_high:.2f}) for {s.label}"
+                f"HR {s.hr.estimate:.2f} ({s.hr.ci_low:.2f}–{s.hr.ci_high:.2f}) "
+                f"for {name} {s.label}"
             )
         else:
-            parts.append(f"HR not estimable for {s.label}")
+            parts.append(f"HR not estimable for {name} {s.label}")
     return "; " + ", ".join(parts) if parts else ""
 
 
@@ -359,4 +365,4 @@ def _bound(v: float) -> str:
         return "beyond the data"
     if v == -np.inf:
         return "below the data"
-    return f"{v:,.4g}"
+    return _number(v)
