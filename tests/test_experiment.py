@@ -11,8 +11,11 @@ import pytest
 from mlflow import MlflowClient
 
 from stratify.config import load_config
+from stratify.data import TrialData
+from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
 from stratify.experiment import dataset_hash, learn, load_trial, run
+from stratify.explain.learners import explain_learners
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -285,3 +288,22 @@ def test_bad_learners_stop_before_any_run(store, override, message):
         run(_config("mirocals.yaml", store, override, "explain.learner=null"))
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     assert client.get_experiment_by_name("mirocals") is None
+
+
+def test_a_modifier_that_barely_varies_is_reported_not_fatal(store):
+    """No curve can be drawn through a modifier constant in 97.7 % of patients: say so, go on."""
+    config = _config(
+        "mirocals.yaml", store, "learners=[{name: t_learner, params: {base_params: "
+        "{n_estimators: 10}}}]", "cv.folds=3", "cv.repeats=1", "explain.learner=null",
+    )  # fmt: skip
+    frame = simulate_mirocals(220, seed=3)
+    frame["marker"] = 0.0
+    frame.loc[:4, "marker"] = 1.0  # 5 of 220 patients
+    data = TrialData.from_frame(frame, covariates=["age", "svc", "marker"], modifier="marker")
+    explained = explain_learners(config, data, learn(config, data))
+    assert explained.modifier is None and explained.learner_curves == {}
+    assert explained.finding == (
+        "Modifier analysis not done: modifier 'marker' barely varies: no dependence can be shown"
+    )
+    assert 1 <= explained.metrics()["modifier_rank"] <= 3
+    assert "modifier_crossover" not in explained.metrics()

@@ -230,8 +230,8 @@ def summarise_explained(explained) -> str:
             f"{label} {x.metrics()['modifier_rank']:.0f}" for label, x in explained.learners.items()
         )
         lines.append(f"Rank of {first.modifier} in mean |SHAP of benefit| (of {p}): {ranks}")
-    if explained.modifier is not None:
-        lines.append(explained.modifier.statement)
+    if explained.finding:
+        lines.append(explained.finding)
     return "\n".join(lines)
 
 

@@ -220,7 +220,8 @@ def _log_explained(tracker, run_id, explained: Explained) -> None:
         tracker.log_figure(run_id, figure, path)
     if explained.modifier is not None:
         tracker.log_table(run_id, explained.modifier.table(), "tables/modifier_benefit.csv")
-        tracker.set_tags(run_id, {"stratify.modifier_finding": explained.modifier.statement})
+    if explained.finding:
+        tracker.set_tags(run_id, {"stratify.modifier_finding": explained.finding})
 
 
 def _log_learners(tracker, parent_id, config, evaluation, explained) -> dict[str, str]:
@@ -298,11 +299,11 @@ def describe(
             f" Heterogeneity across {len(evaluation.learners)} learner(s): "
             f"p = {evaluation.heterogeneity_p:.3g} ({evaluation.heterogeneity_method})."
         )
-    if explained is not None and explained.modifier is not None:
+    if explained is not None and explained.finding:
         rank = explained.metrics()["modifier_rank"]
         text += (
             f" {data.modifier} ranks {rank:.0f} of {data.X.shape[1]} for benefit in "
-            f"{explained.explained_learner}. {explained.modifier.statement}"
+            f"{explained.explained_learner}. {explained.finding}"
         )
     return text
 

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from stratify.config import ExperimentConfig
 from stratify.data import TrialData
 from stratify.evaluation import Evaluation
+from stratify.exceptions import StratifyInputError
 from stratify.explain.benefit import (
     ESTIMANDS,
     BenefitExplanation,
@@ -117,6 +118,16 @@ class Explained:
     modifier: ModifierEffect | None
     learner_curves: dict[str, np.ndarray]
     explained_learner: str
+    modifier_skipped: str = ""
+
+    @property
+    def finding(self) -> str:
+        """One sentence on the modifier: the crossover statement, or why there is none."""
+        if self.modifier is not None:
+            return self.modifier.statement
+        if self.modifier_skipped:
+            return f"Modifier analysis not done: {self.modifier_skipped}"
+        return ""
 
     def metrics(self) -> dict[str, float]:
         """Parent-run metrics: the modifier's crossover and its rank in the explained learner."""
@@ -179,10 +190,13 @@ def explain_learners(
     )
     explained = Parallel(n_jobs=config.execution.n_jobs)(jobs)
     learners = {x.label: x for x in explained}
-    effect, curves = None, {}
+    effect, curves, skipped = None, {}, ""
     if data.modifier is not None and evaluation.scores is not None:
-        effect, curves = _modifier(config, data, evaluation, analysis)
-    return Explained(learners, effect, curves, config.explained_learner)
+        try:
+            effect, curves = _modifier(config, data, evaluation, analysis)
+        except StratifyInputError as exc:  # e.g. a modifier that barely varies: no curve
+            skipped = str(exc)
+    return Explained(learners, effect, curves, config.explained_learner, skipped)
 
 
 def _background(X: pd.DataFrame, size: int, seed: int) -> pd.DataFrame | None:
