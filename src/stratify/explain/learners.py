@@ -210,24 +210,21 @@ def _explain_one(label, name, params, config, data, background) -> LearnerExplan
         name, params, random_state=config.seed, modifier=data.modifier, horizon=config.horizon
     )
     learner.fit(data.X, data.y, data.arm)
-    tree_bg = background
-    agnostic_bg = (
-        background
-        if background is not None
-        else _background(data.X, AGNOSTIC_BACKGROUND, config.seed)
-    )
+    shap_background = background
+    if shap_background is None and not is_tree_learner(learner):  # model-agnostic needs one
+        shap_background = _background(data.X, AGNOSTIC_BACKGROUND, config.seed)
     benefit = benefit_shap(
         learner,
         data.X,
         config.horizon,
-        background=tree_bg if is_tree_learner(learner) else agnostic_bg,
+        background=shap_background,
         max_evals=config.explain.max_evals,
     )
     interactions = None
     if isinstance(learner, SLearner) and is_tree_learner(learner):
         interactions = arm_interactions(learner, data.X, data.arm, config.horizon)
     times = np.linspace(config.horizon / config.explain.times, config.horizon, config.explain.times)
-    time_shap = time_dependent_benefit_shap(learner, data.X, times, background=tree_bg)
+    time_shap = time_dependent_benefit_shap(learner, data.X, times, background=background)
     return LearnerExplanation(label, benefit, interactions, time_shap, data.modifier)
 
 

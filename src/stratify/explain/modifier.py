@@ -280,30 +280,42 @@ def smooth_benefit(
     return lowess(benefit, modifier, frac=frac, it=0, xvals=grid)
 
 
-def _first_crossing(grid: np.ndarray, curve: np.ndarray) -> tuple[float, str]:
-    """First sign change of ``curve`` along ``grid`` (linear interpolation), and its direction."""
+def _crossing(grid: np.ndarray, curve: np.ndarray, before: float | None = None):
+    """First sign change of ``curve`` along ``grid``, linearly interpolated, and the sign before it.
+
+    With ``before`` (+1 or -1), only a change from that sign to the opposite one counts;
+    otherwise any change away from a non-zero sign. ``(nan, 0.0)`` if there is none.
+    """
     valid = np.isfinite(curve)
     g, c = grid[valid], curve[valid]
-    sign = np.sign(c)
-    for k in range(len(c) - 1):
-        if sign[k] != 0 and sign[k] != sign[k + 1]:
-            x0, x1, y0, y1 = g[k], g[k + 1], c[k], c[k + 1]
-            at = x0 if y1 == y0 else x0 + (x1 - x0) * y0 / (y0 - y1)
-            return float(at), ("ends" if y0 > 0 else "starts")
-    return float("nan"), ""
+    s = np.sign(c)
+    if before is None:
+        hits = (s[:-1] != 0) & (s[1:] != s[:-1])
+    else:
+        hits = (s[:-1] == before) & (s[1:] == -before)
+    found = np.flatnonzero(hits)
+    if found.size == 0:
+        return float("nan"), 0.0
+    k = found[0]
+    y0, y1 = c[k], c[k + 1]
+    return float(g[k] + (g[k + 1] - g[k]) * y0 / (y0 - y1)), float(s[k])
+
+
+def _first_crossing(grid: np.ndarray, curve: np.ndarray) -> tuple[float, str]:
+    """First sign change of ``curve`` along ``grid``, and its direction."""
+    at, before = _crossing(grid, curve)
+    return at, {1.0: "ends", -1.0: "starts"}.get(before, "")
 
 
 def _crossing_or_beyond(grid: np.ndarray, curve: np.ndarray, direction: str) -> float:
     """First crossing in ``direction``; else ±inf for a crossing beyond the observed range."""
-    valid = np.isfinite(curve)
-    g, c = grid[valid], curve[valid]
+    c = curve[np.isfinite(curve)]
     if len(c) == 0:
         return float("nan")
     want = 1.0 if direction == "ends" else -1.0  # sign before the crossing
-    for k in range(len(c) - 1):
-        if np.sign(c[k]) == want and np.sign(c[k + 1]) == -want:
-            y0, y1 = c[k], c[k + 1]
-            return float(g[k] + (g[k + 1] - g[k]) * y0 / (y0 - y1))
+    at, _ = _crossing(grid, curve, want)
+    if np.isfinite(at):
+        return at
     # No crossing in that direction: the sign that prevails says which side it lies on.
     before_sign_holds = np.mean(np.sign(c) == want) >= 0.5
     return float(np.inf if before_sign_holds else -np.inf)
