@@ -172,7 +172,9 @@ def fit_cox(design: pd.DataFrame, time: np.ndarray, event: np.ndarray, *, alpha:
     frame["_time"] = np.asarray(time, dtype=float)
     frame["_event"] = np.asarray(event, dtype=int)
     fitter = CoxPHFitter(alpha=alpha)
-    with warnings.catch_warnings():
+    # numpy's default error handling, whatever another library set for the process: overflow
+    # and invalid values must warn to be caught below
+    with warnings.catch_warnings(), np.errstate(divide="warn", over="warn", invalid="warn"):
         # Overflow or NaN on the way (RuntimeWarning) is a failed attempt too, and any
         # convergence warning (a RuntimeWarning) means the estimate is not to be trusted.
         warnings.simplefilter("error", RuntimeWarning)

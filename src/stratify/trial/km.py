@@ -51,8 +51,16 @@ class Difference:
 
 
 def fit_km(time: np.ndarray, event: np.ndarray, *, alpha: float) -> KaplanMeierFitter:
-    """Kaplan-Meier fit with a ``1 - alpha`` log-log pointwise confidence band."""
-    return KaplanMeierFitter(alpha=alpha).fit(np.asarray(time, float), np.asarray(event, bool))
+    """Kaplan-Meier fit with a ``1 - alpha`` log-log pointwise confidence band.
+
+    lifelines' fitter calls ``numpy.seterr(invalid="ignore", divide="ignore")``
+    for the whole process (lifelines 0.30, ``KaplanMeierFitter._additive_f``);
+    the fit runs inside ``numpy.errstate()`` so that numpy's error handling is
+    as it was afterwards: Cox fits count a NaN or an overflow as a failure only
+    if numpy still warns about it.
+    """
+    with np.errstate():
+        return KaplanMeierFitter(alpha=alpha).fit(np.asarray(time, float), np.asarray(event, bool))
 
 
 def arm_survival(
