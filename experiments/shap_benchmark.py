@@ -9,19 +9,26 @@ encoded with ``sksurv.column.encode_categorical``: 686 patients, 9 features):
    default ``max_evals=500``) explains ``rsf.predict`` (one thread) for a
    handful of patients over a background of 100 patients;
    :func:`stratify.explain.forest_shap` explains the same patients exactly,
-   interventional with the same background and path-dependent (one process).
-   Exact times are given for the same handful in one call (tree conversion
-   included: the conservative ratio) and per patient when all 686 patients are
-   explained in one call (the setup amortised). Both explainers are warmed up
-   first (shap compiles numba helpers on its first call), untimed.
+   interventional with the same background (stratify's float64 closed form)
+   and path-dependent (shap's C++ TreeSHAP). For reference, shap's own C++
+   interventional kernel (float32 inside) runs on the same converted trees.
+   Everything in part 1 runs in one thread (``threadpoolctl``). Exact times are
+   given for the same handful in one call (tree conversion included: the
+   conservative ratio) and per patient when all 686 patients are explained in
+   one call (the setup amortised). Both explainers are warmed up first (shap
+   compiles numba helpers on its first call), untimed. *additivity* is the
+   largest ``|base value + sum of SHAP values - prediction|`` relative to the
+   largest prediction.
 2. **Survival curves.** ``output="survival"`` at 20 times (quantiles of the
-   event times) for 1,000 patients drawn with replacement from GBSG2 (no
-   de-duplication is done, so repeated patients cost as much as new ones),
+   event times) for 1,000 patients drawn with replacement from GBSG2,
    path-dependent, from a 200-tree forest: in one process, and split over two
    joblib (loky) worker processes -- the first call starts the workers (cold),
    the second reuses them (warm). For context: the risk score alone from the
-   same forest (1 output instead of 20), and a forest with
-   ``min_samples_leaf=10`` (stratify's RSF setting: shallower trees).
+   same forest (1 output instead of 20), a forest with ``min_samples_leaf=10``
+   (stratify's RSF setting: shallower trees), and interventional SHAP over a
+   100-patient background. (The interventional algorithm groups patients that
+   share a leaf pattern, so repeated patients cost it less; path-dependent
+   TreeSHAP treats every row anew.)
 
 Times are wall-clock (``time.perf_counter``) and, in one process, CPU
 (``time.process_time``), which a busy machine inflates less. Memory is the
@@ -54,8 +61,10 @@ from joblib import parallel_config
 from sksurv.column import encode_categorical
 from sksurv.datasets import load_gbsg2
 from sksurv.ensemble import RandomSurvivalForest
+from threadpoolctl import threadpool_limits
 
 from stratify.explain import forest_shap
+from stratify.explain.trees import as_float32_matrix, tree_model
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -138,20 +147,26 @@ def part_risk(args, X, y) -> list[str]:
     background = X.iloc[rng.choice(len(X), args.background, replace=False)]
     patients = X.iloc[rng.choice(len(X), args.patients, replace=False)]
     rows = [
-        "| model | method | patients | wall s | CPU s | per patient s | x faster | max abs diff |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| model | method | patients | wall s | CPU s | per patient s | x faster | max abs diff "
+        "| additivity |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for leaf in args.leaf_sizes:
         rsf = fit_forest(X, y, args.trees, args.seed, min_samples_leaf=leaf, jobs=args.jobs)
         rsf.set_params(n_jobs=1)  # one thread for predict: like the single-threaded TreeSHAP
-        rows += _risk_rows(
-            rsf, f"{shape_of(rsf)} (min_samples_leaf={leaf})", X, patients, background
-        )
+        with threadpool_limits(1):
+            rows += _risk_rows(
+                rsf, f"{shape_of(rsf)} (min_samples_leaf={leaf})", X, patients, background
+            )
     return rows
 
 
 def _risk_rows(rsf, label: str, X, patients, background) -> list[str]:
-    """Table rows for one forest: the permutation baseline, then exact TreeSHAP."""
+    """Table rows for one forest: the permutation baseline, then exact TreeSHAP.
+
+    Everything runs in one thread (``threadpool_limits(1)``), so that the
+    ratios compare algorithms, not thread counts.
+    """
     masker = shap.maskers.Independent(background, max_samples=len(background))
     # warm-up, untimed: shap compiles its numba helpers on the first call (~10 s)
     first_column = shap.PermutationExplainer(lambda rows: np.asarray(rows)[:, 0], masker)
@@ -163,34 +178,56 @@ def _risk_rows(rsf, label: str, X, patients, background) -> list[str]:
     exact = forest_shap(rsf, patients, background=background).values
     rows = [
         f"| {label} | PermutationExplainer (max_evals=500), background {len(background)} | "
-        f"{len(patients)} | {wall:.2f} | {cpu:.2f} | {base:.3g} | 1 | {_diff(perm.values, exact)} |"
+        f"{len(patients)} | {wall:.2f} | {cpu:.2f} | {base:.3g} | 1 | "
+        f"{_diff(perm.values, exact)} | |"
     ]
     runs = [
-        ("exact, interventional", patients, background),
-        ("exact, interventional", X, background),
-        ("exact, path-dependent", patients, None),
-        ("exact, path-dependent", X, None),
+        ("exact, interventional (stratify, float64)", patients, background),
+        ("exact, interventional (stratify, float64)", X, background),
+        ("exact, path-dependent (shap C++)", patients, None),
+        ("exact, path-dependent (shap C++)", X, None),
     ]
     for method, rows_x, bg in runs:
-        _, wall, cpu, _ = timed(
+        result, wall, cpu, _ = timed(
             lambda rows_x=rows_x, bg=bg: forest_shap(rsf, rows_x, background=bg)
         )
-        per = wall / len(rows_x)
-        cells = [
-            method,
-            len(rows_x),
-            f"{wall:.3f}",
-            f"{cpu:.3f}",
-            f"{per:.3g}",
-            f"{base / per:,.0f}",
-        ]
-        rows.append("| | " + " | ".join(map(str, cells)) + " | |")
-    return rows
+        rows.append(_exact_row(method, result, wall, cpu, base, rsf.predict(rows_x)))
+    # shap's own interventional kernel on the same converted trees (float32 inside)
+    explainer = shap.TreeExplainer(
+        tree_model(rsf).shap_model(),
+        data=shap.maskers.Independent(as_float32_matrix(background, X.shape[1], "bg"), 10**6),
+        feature_perturbation="interventional",
+    )
+    Xf = as_float32_matrix(X, X.shape[1], "X")
+    values, wall, cpu, _ = timed(lambda: explainer.shap_values(Xf, check_additivity=False))
+    result = shap.Explanation(values, base_values=np.full(len(X), explainer.expected_value))
+    ours = forest_shap(rsf, X, background=background).values
+    diff = f"{_diff(values, ours, '.1e')} vs float64"
+    method = "exact, interventional (shap C++, float32)"
+    return [*rows, _exact_row(method, result, wall, cpu, base, rsf.predict(X), diff)]
 
 
-def _diff(a, b) -> str:
+def _exact_row(method, result, wall, cpu, base, predicted, diff: str = "") -> str:
+    """A table row for one exact run, with its additivity error."""
+    per = wall / len(predicted)
+    total = result.base_values + result.values.sum(axis=1)
+    additivity = np.abs(total - predicted).max() / np.abs(predicted).max()
+    cells = [
+        method,
+        len(predicted),
+        f"{wall:.3f}",
+        f"{cpu:.3f}",
+        f"{per:.3g}",
+        f"{base / per:,.0f}",
+        diff,
+        f"{additivity:.1e}",
+    ]
+    return "| | " + " | ".join(map(str, cells)) + " |"
+
+
+def _diff(a, b, fmt: str = ".1%") -> str:
     """Largest absolute difference, relative to the largest exact value."""
-    return f"{np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(b).max():.1%} of max"
+    return f"{np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(b).max():{fmt}} of max"
 
 
 def part_curves(args, X, y) -> list[str]:
@@ -205,13 +242,17 @@ def part_curves(args, X, y) -> list[str]:
         "|---|---|---|---:|---:|---:|",
     ]
 
-    def run(model, output: str, label: str, processes: str) -> None:
+    background = X.iloc[rng.choice(len(X), args.background, replace=False)]
+
+    def run(model, output: str, label: str, processes: str, bg=None) -> None:
         kwargs = {"output": output, "times": times if output == "survival" else None}
+        kwargs["background"] = bg
         single = processes == "1"
         _, wall, cpu, peak = timed(lambda: forest_shap(model, patients, **kwargs), trace=single)
         cpu_text = f"{cpu:.2f}" if single else f"{cpu:.2f} (parent)"
         peak_text = f"{peak:.0f}" if single else "n/a (workers)"
         outputs = f"survival x {len(times)}" if output == "survival" else "risk"
+        outputs += ", path-dependent" if bg is None else f", interventional (background {len(bg)})"
         cells = [outputs, label, processes, f"{wall:.2f}", cpu_text, peak_text]
         rows.append("| " + " | ".join(cells) + " |")
 
@@ -221,9 +262,12 @@ def part_curves(args, X, y) -> list[str]:
         run(deep, "survival", shape_of(deep), f"{args.jobs} (loky, warm)")
     run(deep, "risk", shape_of(deep), "1")
     run(shallow, "survival", f"{shape_of(shallow)} (min_samples_leaf=10)", "1")
+    run(deep, "survival", shape_of(deep), "1", bg=background)
+    with parallel_config(backend="loky", n_jobs=args.jobs):
+        run(deep, "survival", shape_of(deep), f"{args.jobs} (loky, warm)", bg=background)
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return [
-        f"{len(patients)} patients (drawn with replacement), {len(times)} times, path-dependent.",
+        f"{len(patients)} patients (drawn with replacement), {len(times)} times.",
         "",
         *rows,
         "",

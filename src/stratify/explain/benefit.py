@@ -12,7 +12,7 @@ whenever the learner is made of trees:
   fixed to 1 and to 0 (:meth:`~stratify.explain.trees.TreeModel.fix_feature`);
   the difference is again one exact tree ensemble.
 * Doubly robust learner with a forest final stage: the final random forests
-  *are* the benefit; shap's TreeExplainer explains them natively.
+  *are* the benefit, explained exactly as tree ensembles.
 * Everything else (Cox models, boosting, a ridge final stage) is explained
   model-agnostically over the background sample: shap's Kernel SHAP on all
   2^p coalitions (exact with respect to the background; checked against
@@ -35,12 +35,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import shap
-from sklearn.ensemble import RandomForestRegressor
 from sksurv.ensemble import ExtraSurvivalTrees, RandomSurvivalForest
 
 from stratify.data.covariates import ARM_TERM
 from stratify.exceptions import StratifyInputError
-from stratify.explain.trees import TreeModel, combine, explain_trees, tree_model
+from stratify.explain.trees import (
+    TreeModel,
+    combine,
+    explain_trees,
+    regression_forest_model,
+    tree_model,
+)
 from stratify.learners import DRLearner, SLearner, TLearner
 from stratify.learners.base import CATELearner, rmst_grid
 
@@ -282,14 +287,8 @@ def _dr_forest(learner: DRLearner, X, bg, horizon) -> BenefitExplanation:
     learner.predict_cate(X.iloc[:1], horizon)  # refuses another horizon, clearly
     out = {}
     for name, model in (("cate_rmst", learner.final_rmst_), ("cate_surv", learner.final_surv_)):
-        if not isinstance(model, RandomForestRegressor):
-            raise StratifyInputError(f"unexpected final model {type(model).__name__}")
-        perturbation = "tree_path_dependent" if bg is None else "interventional"
-        explainer = shap.TreeExplainer(model, data=bg, feature_perturbation=perturbation)
-        values = explainer.shap_values(X.to_numpy(dtype=float), check_additivity=False)
-        base = np.full(len(X), float(np.ravel(explainer.expected_value)[0]))
-        out[name] = shap.Explanation(
-            values, base_values=base, data=X.to_numpy(dtype=float), feature_names=list(X.columns)
+        out[name] = explain_trees(
+            regression_forest_model(model), X, background=bg, feature_names=list(X.columns)
         )
     return BenefitExplanation(out, "exact TreeSHAP (final forests)")
 

@@ -59,9 +59,11 @@ def forest_shap(model, X, *, output="risk", times=None, background=None) -> shap
 
     Notes
     -----
-    Exact, not sampled: shap's TreeSHAP on the converted trees. Its cost grows
-    with the number of trees, their leaves and depth, and (interventional) the
-    background size. It runs in one process unless called under
+    Exact, not sampled, and in float64: path-dependent values come from shap's
+    C++ TreeSHAP on the converted trees, interventional ones from stratify's
+    closed form (:mod:`stratify.explain.interventional`). The cost grows with
+    the number of trees, their leaves and depth, and (interventional) the
+    number of distinct leaf patterns in the background. It runs in one process unless called under
     ``joblib.parallel_config(n_jobs=k)``, which splits the rows over ``k``
     worker processes. See :func:`stratify.explain.trees.explain_trees` for the
     numerical precision of each variant.

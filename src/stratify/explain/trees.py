@@ -1,12 +1,14 @@
-"""Fitted scikit-survival tree ensembles as plain sums of trees, explained exactly by shap.
+"""Fitted scikit-survival tree ensembles as plain sums of trees, explained exactly.
 
 shap's ``TreeExplainer`` refuses scikit-survival models, yet a fitted survival
 tree is an ordinary binary tree whose nodes hold a cumulative hazard and a
 survival curve on the training time grid. This module converts such a model
 into a :class:`TreeModel` -- a constant plus a sum of trees whose node values
 are vectors (one entry per explained output) -- and hands it to shap as its
-documented *dict model*, so that shap's own C++ TreeSHAP computes exact SHAP
-values. Nothing here reimplements the SHAP algorithm.
+documented *dict model*, so that shap's own C++ TreeSHAP computes exact
+path-dependent SHAP values. Interventional values (over a background sample)
+come from :mod:`stratify.explain.interventional`, a float64 closed form that is
+both more precise and faster than shap's float32 interventional kernel.
 
 The conversion reproduces each model's prediction exactly (up to the order of
 floating-point sums):
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
@@ -48,6 +51,7 @@ from sksurv.ensemble import (
 from sksurv.tree import SurvivalTree
 
 from stratify.exceptions import StratifyInputError
+from stratify.explain.interventional import interventional_shap
 
 with warnings.catch_warnings():
     # importing shap styles its matplotlib colormaps with calls (set_bad, set_over, ...) that
@@ -57,9 +61,6 @@ with warnings.catch_warnings():
 
 OUTPUTS = ("risk", "survival", "chf")
 """What :func:`tree_model` can explain: the risk score, or the curves on a time grid."""
-
-_MAX_INTERVENTIONAL_NODES = 32767
-"""shap's interventional kernel keeps node indices in C ``short``."""
 
 _SUPPORTED = (
     "RandomSurvivalForest, ExtraSurvivalTrees, SurvivalTree and "
@@ -80,7 +81,7 @@ class TreeModel:
     is ``<= threshold`` (scikit-learn's rule); a missing value (NaN) follows
     ``children_default``. Converted thresholds are the largest float32 at or
     below scikit-learn's float64 ones: the same split for float32 inputs, and
-    safe in shap's interventional kernel, which compares in float32. Models
+    one that stays the same wherever it is compared in float32. Models
     compare by identity (``eq=False``: the fields hold arrays).
 
     Attributes
@@ -202,29 +203,19 @@ class TreeModel:
     def shap_model(self) -> dict:
         """The model as shap's ``TreeExplainer`` dict model.
 
-        Each tree is centred (its training-weighted mean leaf value moves into
-        ``base_offset``). SHAP values do not change, but shap's interventional
-        kernel, which stores node values in float32, then rounds deviations
-        rather than levels: its error drops by a factor of about 1.5 to 3.
-
         Returns
         -------
         dict
             ``{"trees": ..., "base_offset": ..., "input_dtype": numpy.float32,
             "internal_dtype": numpy.float64, "tree_output": "raw_value"}``.
         """
-        trees = []
-        offset = np.array(self.base_offset, dtype=float)
-        for tree in self.trees:
-            centre = _leaf_mean(tree)
-            centred = _with_values(tree, tree["values"] - centre)
-            # shap overwrites the weights in place with background counts: give it a copy
-            centred["node_sample_weight"] = tree["node_sample_weight"].copy()
-            trees.append(centred)
-            offset += centre
+        # shap may overwrite the weights in place: give it copies
+        trees = [
+            {**tree, "node_sample_weight": tree["node_sample_weight"].copy()} for tree in self.trees
+        ]
         return {
             "trees": trees,
-            "base_offset": offset,
+            "base_offset": np.array(self.base_offset, dtype=float),
             "input_dtype": np.float32,
             "internal_dtype": np.float64,
             "tree_output": "raw_value",
@@ -306,6 +297,35 @@ def tree_model(model, output: str = "risk", times=None) -> TreeModel:
     return TreeModel(converted, np.zeros(n_outputs), int(model.n_features_in_))
 
 
+def regression_forest_model(forest) -> TreeModel:
+    """Convert a fitted scikit-learn regression forest into a :class:`TreeModel`.
+
+    Parameters
+    ----------
+    forest : RandomForestRegressor or ExtraTreesRegressor
+        Fitted, with one target.
+
+    Returns
+    -------
+    TreeModel
+        One output: ``forest.predict``, the mean of the trees' leaf means.
+    """
+    if not isinstance(forest, RandomForestRegressor | ExtraTreesRegressor):
+        raise StratifyInputError(
+            f"regression_forest_model takes a RandomForestRegressor or ExtraTreesRegressor, "
+            f"not {type(forest).__name__}"
+        )
+    try:
+        check_is_fitted(forest, "estimators_")
+    except NotFittedError:
+        raise StratifyInputError(f"{type(forest).__name__} is not fitted") from None
+    if forest.n_outputs_ != 1:
+        raise StratifyInputError("regression_forest_model takes a forest with one target")
+    scaling = 1.0 / len(forest.estimators_)
+    trees = [_sklearn_tree(t.tree_, t.tree_.value[:, 0, :] * scaling) for t in forest.estimators_]
+    return TreeModel(trees, np.zeros(1), int(forest.n_features_in_))
+
+
 def explain_trees(
     tm: TreeModel,
     X,
@@ -346,12 +366,14 @@ def explain_trees(
 
     Notes
     -----
-    Path-dependent values are computed in float64 (additivity to ~1e-15).
-    shap's interventional kernel stores node values, thresholds and coalition
-    weights in float32, so interventional values carry errors of about 1e-8
-    to 1e-7 of the output's scale. shap's kernel runs in one thread and holds
-    the GIL: under ``joblib.parallel_config(n_jobs=k)`` the rows are split
-    over ``k`` worker processes instead.
+    Both variants are computed in float64: additivity holds to rounding
+    (about 1e-15 of the output's scale). Path-dependent values come from shap's
+    C++ TreeSHAP; interventional ones from
+    :func:`stratify.explain.interventional.interventional_shap`, whose cost
+    grows with the number of distinct (leaf, outside-the-box) patterns rather
+    than with patients x background rows. Both run in one thread: under
+    ``joblib.parallel_config(n_jobs=k)`` the rows are split over ``k`` worker
+    processes.
     """
     Xf = as_float32_matrix(X, tm.n_features, "X")
     bg = _background(tm, background, interactions)
@@ -410,14 +432,10 @@ def _background(tm: TreeModel, background, interactions: bool) -> np.ndarray | N
         raise StratifyInputError(
             "SHAP interaction values are path-dependent only: call with background=None"
         )
-    largest = max(len(t["values"]) for t in tm.trees)
-    if largest > _MAX_INTERVENTIONAL_NODES:
-        raise StratifyInputError(
-            f"interventional TreeSHAP handles trees of at most {_MAX_INTERVENTIONAL_NODES} nodes "
-            f"(shap stores node indices as 16-bit integers); this model has a tree of {largest}: "
-            "use background=None or shallower trees"
-        )
-    return as_float32_matrix(background, tm.n_features, "background")
+    bg = as_float32_matrix(background, tm.n_features, "background")
+    if bg.shape[0] == 0:
+        raise StratifyInputError("background must have at least one row")
+    return bg
 
 
 def _shap_in_chunks(tm: TreeModel, Xf: np.ndarray, bg, interactions: bool):
@@ -437,14 +455,16 @@ def _shap_in_chunks(tm: TreeModel, Xf: np.ndarray, bg, interactions: bool):
 
 
 def _shap_chunk(tm: TreeModel, Xf: np.ndarray, bg, interactions: bool):
-    """shap's TreeExplainer on the dict model for some rows: (values, expected values)."""
-    if bg is None:
-        masker, perturbation = None, "tree_path_dependent"
-    else:
-        # an explicit masker keeps every background row (shap samples 100 by default)
-        masker = shap.maskers.Independent(bg, max_samples=bg.shape[0])
-        perturbation = "interventional"
-    explainer = shap.TreeExplainer(tm.shap_model(), data=masker, feature_perturbation=perturbation)
+    """SHAP values and expected value(s) for some rows.
+
+    Interventional: stratify's float64 closed form
+    (:func:`stratify.explain.interventional.interventional_shap`).
+    Path-dependent: shap's TreeExplainer on the dict model.
+    """
+    if bg is not None:
+        values, expected = interventional_shap(tm.trees, tm.base_offset, Xf, bg)
+        return (values[:, :, 0] if tm.n_outputs == 1 else values), expected
+    explainer = shap.TreeExplainer(tm.shap_model(), feature_perturbation="tree_path_dependent")
     if interactions:
         values = explainer.shap_interaction_values(Xf)
     else:
@@ -558,23 +578,14 @@ def _float32_floor(thresholds: np.ndarray) -> np.ndarray:
     """The largest float32 at or below each threshold, as float64.
 
     For float32 inputs ``x <= t`` and ``x <= floor32(t)`` agree, so the split is
-    unchanged; but shap's interventional kernel stores thresholds as float32,
-    and rounding a midpoint such as (0.1f + 0.2f) / 2 to nearest would send
-    ``x = 0.15f`` the other way.
+    unchanged, and it stays unchanged where a consumer stores thresholds as
+    float32 (shap's C++ kernels can): rounding a midpoint such as
+    (0.1f + 0.2f) / 2 to nearest would send ``x = 0.15f`` the other way.
     """
     t = np.asarray(thresholds, dtype=np.float64)
     t32 = t.astype(np.float32)
     t32 = np.where(t32 > t, np.nextafter(t32, np.float32(-np.inf)), t32)
     return t32.astype(np.float64)
-
-
-def _leaf_mean(tree: dict) -> np.ndarray:
-    """Mean leaf value of a tree, weighted by the leaves' training sample weights."""
-    leaf = tree["children_left"] < 0
-    weight = tree["node_sample_weight"][leaf]
-    if weight.sum() <= 0:
-        weight = np.ones_like(weight)
-    return weight @ tree["values"][leaf] / weight.sum()
 
 
 def _with_values(tree: dict, values: np.ndarray) -> dict:
@@ -655,4 +666,12 @@ def _compact(tree: dict, order, new_left: list[int], new_right: list[int]) -> di
     }
 
 
-__all__ = ["OUTPUTS", "TreeModel", "as_float32_matrix", "combine", "explain_trees", "tree_model"]
+__all__ = [
+    "OUTPUTS",
+    "TreeModel",
+    "as_float32_matrix",
+    "combine",
+    "explain_trees",
+    "regression_forest_model",
+    "tree_model",
+]
