@@ -16,6 +16,7 @@ from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
 from stratify.experiment import dataset_hash, learn, load_trial, run
 from stratify.explain.learners import explain_learners
+from stratify.summary import ordinal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,6 +223,12 @@ def test_learners_get_nested_runs_with_the_contract_metrics(store):
         } <= _artifacts(client, child_id)
         assert child.data.metrics["modifier_rank"] in {1, 2, 3, 4, 5, 6}
         assert child.data.tags["stratify.shap_method"]
+        # the learner's one-sentence description, with its own numbers
+        note = child.data.tags["mlflow.note.content"]
+        rank = ordinal(child.data.metrics["modifier_rank"])
+        p = result.data.X.shape[1]
+        assert note.startswith(f"{label}: csf_pnfh ranks {rank} of {p} for benefit; ")
+        assert f"heterogeneity p = {child.data.metrics['heterogeneity_p']:.2g}." in note
     assert "figures/shap_time.png" in _artifacts(client, result.learner_run_ids["t_learner"])
     parent_artifacts = _artifacts(client, result.run_id)
     assert {"figures/modifier_benefit.png", "tables/modifier_benefit.csv"} <= parent_artifacts
@@ -235,6 +242,13 @@ def test_learners_get_nested_runs_with_the_contract_metrics(store):
     finding = parent.data.tags["stratify.modifier_finding"]
     assert finding.startswith("Estimated benefit ends at csf_pnfh")
     assert finding in parent.data.tags["mlflow.note.content"]
+    # the description opens with one sentence a reader of the runs table needs
+    first = parent.data.tags["mlflow.note.content"].split("\n")[0]
+    crossover = f"{m['modifier_crossover']:,.0f}"
+    p = result.data.X.shape[1]
+    assert first.startswith(f"csf_pnfh ranks {ordinal(m['modifier_rank'])} of {p} for benefit")
+    assert f"benefit ends at csf_pnfh {crossover} [" in first
+    assert first.endswith(f"heterogeneity p = {m['heterogeneity_p']:.2g} (2 learners).")
 
 
 @pytest.mark.parametrize("test", ["rate", "blp"])

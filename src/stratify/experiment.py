@@ -30,6 +30,7 @@ from stratify.explain.learners import Explained, explain_learners
 from stratify.learners.registry import make_learner
 from stratify.plots_benefit import benefit_calibration_plot
 from stratify.scores import dr_scores
+from stratify.summary import describe, learner_headline
 from stratify.tracking import Store, Tracker
 from stratify.trial import TrialAnalysis, analyse_trial
 
@@ -209,7 +210,9 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
                 shap_table = explained.patient_table(data.X.index)
                 tracker.log_table(run_id, shap_table, "predictions/benefit_shap.csv")
         children = (
-            _log_learners(tracker, run_id, config, evaluation, explained) if evaluation else {}
+            _log_learners(tracker, run_id, config, evaluation, explained, data.X.shape[1])
+            if evaluation
+            else {}
         )
     return Result(config, data, analysis, run_id, tracker.store, evaluation, children, explained)
 
@@ -224,13 +227,20 @@ def _log_explained(tracker, run_id, explained: Explained) -> None:
         tracker.set_tags(run_id, {"stratify.modifier_finding": explained.finding})
 
 
-def _log_learners(tracker, parent_id, config, evaluation, explained) -> dict[str, str]:
+def _log_learners(tracker, parent_id, config, evaluation, explained, n_features) -> dict[str, str]:
     """One nested run per learner: parameters, metrics, calibration, and its explanation."""
     ids = {}
     for spec in config.learners:
         report = evaluation.learners[spec.run_label]
         name = f"{config.name}-{spec.run_label}-{config.config_hash[:7]}"
-        tags = {"stratify.learner": spec.name, "stratify.config_hash": config.config_hash}
+        explanation = None if explained is None else explained.learners[spec.run_label]
+        tags = {
+            "stratify.learner": spec.name,
+            "stratify.config_hash": config.config_hash,
+            "mlflow.note.content": learner_headline(
+                spec.run_label, report, explanation, n_features
+            ),
+        }
         with tracker.run(
             config.experiment_name, run_name=name, tags=tags, parent_run_id=parent_id
         ) as child:
@@ -241,8 +251,8 @@ def _log_learners(tracker, parent_id, config, evaluation, explained) -> dict[str
             tracker.log_table(child, report.calibration, "tables/benefit_calibration.csv")
             figure = benefit_calibration_plot(report.calibration)
             tracker.log_figure(child, figure, "figures/benefit_calibration.png")
-            if explained is not None:
-                _log_learner_explanation(tracker, child, explained.learners[spec.run_label], config)
+            if explanation is not None:
+                _log_learner_explanation(tracker, child, explanation, config)
         ids[spec.run_label] = child
     return ids
 
@@ -273,39 +283,6 @@ def check_learners(config: ExperimentConfig, data: TrialData) -> None:
             )  # fmt: skip
         except StratifyInputError as exc:
             raise StratifyInputError(f"learners.{i}: {exc}") from None
-
-
-def describe(
-    analysis: TrialAnalysis,
-    data: TrialData,
-    evaluation: Evaluation | None = None,
-    explained: Explained | None = None,
-) -> str:
-    """A one-paragraph summary of the trial analysis, for the run's description."""
-    m = analysis.metrics()
-    text = (
-        f"{data.n_patients} patients, {data.n_events} events. Unadjusted HR "
-        f"{m['hr_unadjusted']:.2f} ({m['hr_unadjusted_ci_low']:.2f}–"
-        f"{m['hr_unadjusted_ci_high']:.2f}), log-rank p = {m['logrank_p']:.3g}; adjusted HR "
-        f"{m['hr_adjusted']:.2f} ({m['hr_adjusted_ci_low']:.2f}–{m['hr_adjusted_ci_high']:.2f})."
-    )
-    if "interaction_hr_per_unit" in m:
-        text += (
-            f" Arm × {data.modifier} interaction: HR {m['interaction_hr_per_unit']:.5g} per unit, "
-            f"p = {m['interaction_p']:.3g}."
-        )
-    if evaluation is not None:
-        text += (
-            f" Heterogeneity across {len(evaluation.learners)} learner(s): "
-            f"p = {evaluation.heterogeneity_p:.3g} ({evaluation.heterogeneity_method})."
-        )
-    if explained is not None and explained.finding:
-        rank = explained.metrics()["modifier_rank"]
-        text += (
-            f" {data.modifier} ranks {rank:.0f} of {data.X.shape[1]} for benefit in "
-            f"{explained.explained_learner}. {explained.finding}"
-        )
-    return text
 
 
 def patient_table(data: TrialData) -> pd.DataFrame:
