@@ -40,6 +40,7 @@ from scipy.stats import binomtest
 from stratify.config.loader import apply_override, validate_config
 from stratify.experiment import learn, load_trial
 from stratify.metrics import combine_heterogeneity
+from stratify.progress import track
 from stratify.trial import analyse_trial
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mirocals.yaml"
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         delayed(one_trial)(raw, e, s, args.n, args.repeats) for e, s in jobs
     )
     new = []
-    for row in rows:
+    for row in track(rows, "simulated trials", len(jobs)):
         new.append(row)
         if args.out:
             pd.DataFrame([row]).to_csv(

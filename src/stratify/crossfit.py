@@ -23,6 +23,7 @@ from stratify.exceptions import StratifyInputError
 from stratify.learners.base import CATE_COLUMNS
 from stratify.learners.registry import make_learner
 from stratify.metrics.risk import risk_metrics
+from stratify.progress import track
 
 
 @dataclass(frozen=True)
@@ -134,12 +135,13 @@ def cross_fit(
         for i, spec in enumerate(learners)
         for (r, f, train, test) in parts
     ]
-    results = Parallel(n_jobs=n_jobs)(
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_fit_predict)(
             spec, data, train, test, horizon=horizon, seed=task_seed(seed, i, r, f)
         )
         for i, spec, r, f, train, test in tasks
     )
+    results = list(track(results, "cross-fitting", len(tasks)))
     out = {}
     for i, spec in enumerate(learners):
         estimates = np.full((repeats, data.n_patients, 2), np.nan)

@@ -28,7 +28,6 @@ gives SHAP of the survival difference at a grid of times (tree learners).
 
 from __future__ import annotations
 
-import sys
 import warnings
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ import pandas as pd
 import shap
 from sksurv.ensemble import ExtraSurvivalTrees, RandomSurvivalForest
 
+from stratify import progress
 from stratify.data.covariates import ARM_TERM
 from stratify.exceptions import StratifyInputError
 from stratify.explain.trees import (
@@ -301,7 +301,7 @@ def _agnostic(learner, X, bg, horizon, max_evals) -> BenefitExplanation:
         return learner.predict_cate(frame, horizon)[list(ESTIMANDS)].to_numpy()
 
     p, data, background = len(columns), X.to_numpy(dtype=float), bg.to_numpy(dtype=float)
-    quiet = not sys.stderr.isatty()  # shap's progress bar in a terminal only
+    quiet = not progress.enabled()  # shap's own progress bar, where stratify shows bars
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         if p <= EXACT_MAX_FEATURES:

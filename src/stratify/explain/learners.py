@@ -41,6 +41,7 @@ from stratify.explain.benefit import (
 from stratify.explain.modifier import ModifierEffect, modifier_effect, smooth_benefit
 from stratify.learners import SLearner, make_learner
 from stratify.plots_explain import benefit_beeswarm, modifier_plot, time_shap_plot
+from stratify.progress import track
 from stratify.trial import TrialAnalysis
 
 #: Background size of model-agnostic explainers when ``explain.background`` is 0.
@@ -188,7 +189,8 @@ def explain_learners(
         )
         for spec in config.learners
     )
-    explained = Parallel(n_jobs=config.execution.n_jobs)(jobs)
+    explained = Parallel(n_jobs=config.execution.n_jobs, return_as="generator")(jobs)
+    explained = list(track(explained, "explaining learners", len(config.learners)))
     learners = {x.label: x for x in explained}
     effect, curves, skipped = None, {}, ""
     if data.modifier is not None and evaluation.scores is not None:
