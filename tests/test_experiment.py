@@ -212,6 +212,9 @@ def test_learners_get_nested_runs_with_the_contract_metrics(store):
         child = client.get_run(child_id)
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == result.run_id
+        # the parent's flattened config, plus what identifies the learner
+        assert child.data.params.items() >= parent.data.params.items()
+        assert child.data.params["learner"] == label
         assert child.info.run_name == f"mirocals-{label}-{result.config.config_hash[:7]}"
         assert set(child.data.metrics) >= LEARNER_METRICS
         assert 0 <= child.data.metrics["heterogeneity_p"] <= 1

@@ -244,8 +244,9 @@ def _log_learners(tracker, parent_id, config, evaluation, explained, n_features)
         with tracker.run(
             config.experiment_name, run_name=name, tags=tags, parent_run_id=parent_id
         ) as child:
-            params = {"learner": spec.name, "cv.folds": config.cv.folds}
-            params |= {"cv.repeats": config.cv.repeats, "horizon": config.horizon}
+            # the whole flattened config too, so that learner runs filter and compare in the UI
+            # by what changed between configs (seed, horizon, covariates, ...)
+            params = config.flat_params() | {"learner": spec.name}
             tracker.log_params(child, params | {f"params.{k}": v for k, v in spec.params.items()})
             tracker.log_metrics(child, report.metrics)
             tracker.log_table(child, report.calibration, "tables/benefit_calibration.csv")
