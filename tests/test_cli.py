@@ -13,13 +13,33 @@ from stratify.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_run_prints_results_and_where_to_look(store, capsys):
-    code = main(["run", str(ROOT / "configs" / "gbsg2.yaml"), f"tracking.uri={store}"])
+def test_run_prints_results_and_where_to_look(store, capsys, tmp_path):
+    report = tmp_path / "reports" / "gbsg2.html"
+    config = str(ROOT / "configs" / "gbsg2.yaml")
+    code = main(["run", config, f"tracking.uri={store}", "--report", str(report)])
     out = capsys.readouterr().out
     assert code == 0
     assert "gbsg2: 686 patients used (246 treated, 440 control), 299 events" in out
     assert "MLflow run" in out
     assert f"--backend-store-uri sqlite:///{store}/mlflow.db" in out
+    assert f"report:     report.html in the run's artifacts; written to {report}" in out
+    # the file written locally is the artifact logged to the run
+    run_id = out.split("MLflow run ")[1].split()[0]
+    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    logged = Path(client.download_artifacts(run_id, "report.html", str(tmp_path)))
+    assert logged.read_bytes() == report.read_bytes()
+    assert report.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_an_unwritable_report_path_fails_before_any_run(store, capsys, tmp_path):
+    config = str(ROOT / "configs" / "gbsg2.yaml")
+    code = main(["run", config, f"tracking.uri={store}", "--report", str(tmp_path)])
+    assert code == 2
+    assert (
+        capsys.readouterr().err == f"error: cannot write the report to {tmp_path}: it is a folder\n"
+    )
+    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
 def test_validate_checks_config_and_data(capsys):

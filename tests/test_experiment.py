@@ -6,6 +6,8 @@ import math
 import re
 from pathlib import Path
 
+import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -60,7 +62,7 @@ def test_shipped_config_runs_and_logs_the_contract(name, store):
     artifacts = _artifacts(client, result.run_id)
     assert {"config.yaml", "tables/trial_analysis.csv", "figures/km_by_arm.png",
             "figures/km_by_stratum.png", "figures/forest_plot.png",
-            "figures/interaction_hr.png"} <= artifacts  # fmt: skip
+            "figures/interaction_hr.png", "report.html"} <= artifacts  # fmt: skip
     assert not any(a.startswith("data/") for a in artifacts)
     experiment = client.get_experiment(logged.info.experiment_id)
     assert experiment.name == result.config.name
@@ -202,7 +204,7 @@ FAST_LEARNERS = [
 
 
 def test_learners_get_nested_runs_with_the_contract_metrics(store):
-    result = run(_config("mirocals.yaml", store, *FAST_LEARNERS))
+    result = run(_config("mirocals.yaml", store, *FAST_LEARNERS, "tracking.log_models=true"))
     client = MlflowClient(result.store.tracking_uri)
     parent = client.get_run(result.run_id)
     assert parent.data.metrics["heterogeneity_p"] == result.evaluation.heterogeneity_p
@@ -233,6 +235,16 @@ def test_learners_get_nested_runs_with_the_contract_metrics(store):
         assert note.startswith(f"{label}: csf_pnfh ranks {rank} of {p} for benefit; ")
         assert f"heterogeneity p = {child.data.metrics['heterogeneity_p']:.2g}." in note
     assert "figures/shap_time.png" in _artifacts(client, result.learner_run_ids["t_learner"])
+    # each learner run serves its whole-trial fit: reloaded, it predicts what was explained
+    mlflow.set_tracking_uri(result.store.tracking_uri)
+    for label, child_id in result.learner_run_ids.items():
+        served = mlflow.pyfunc.load_model(f"runs:/{child_id}/model").predict(result.data.X)
+        fitted = result.explained.learners[label].learner.predict_cate(
+            result.data.X, result.config.horizon
+        )
+        for column in ("cate_rmst", "cate_surv"):
+            np.testing.assert_array_equal(served[column], fitted[column])
+        assert client.get_run(child_id).data.tags["stratify.model_uri"].startswith("models:/")
     parent_artifacts = _artifacts(client, result.run_id)
     assert {"figures/modifier_benefit.png", "tables/modifier_benefit.csv"} <= parent_artifacts
     assert not {"predictions/oof_cate.csv", "predictions/benefit_shap.csv"} & parent_artifacts

@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run an experiment config and track it in MLflow")
     _config_args(run)
+    run.add_argument(
+        "--report", type=Path, metavar="PATH", help="also write the run's HTML report to PATH"
+    )
     run.set_defaults(handler=_cmd_run)
 
     validate = sub.add_parser("validate", help="check a config and its data without running")
@@ -96,7 +99,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     data = load_trial(config)
     print(f"{config.name}: {data.summary()}", flush=True)
-    result = run(config, data=data)
+    result = run(config, data=data, report=args.report)
     print(summarise(result.analysis))
     if result.evaluation is not None:
         print("\n" + summarise_learners(result.evaluation))
@@ -109,6 +112,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         print(f"  browse it:  stratify ui --store {uri}")
         print(f"        or:  {result.store.ui_command()}")
+    print("  report:     report.html in the run's artifacts", end="")
+    print(f"; written to {result.report_path}" if result.report_path else "")
     return 0
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -26,11 +27,13 @@ from stratify.data.io import read_table
 from stratify.data.simulate import simulate
 from stratify.evaluation import Evaluation, evaluate
 from stratify.exceptions import StratifyInputError
-from stratify.explain.learners import Explained, explain_learners
+from stratify.explain.learners import Explained, explain_learners, fit_whole_trial
 from stratify.learners.registry import make_learner
 from stratify.plots_benefit import benefit_calibration_plot
+from stratify.report import build_report, check_report_path, write_report
 from stratify.scores import dr_scores
-from stratify.summary import describe, learner_headline
+from stratify.serving import log_learner_model
+from stratify.summary import describe, headline, learner_headline
 from stratify.tracking import Store, Tracker
 from stratify.trial import TrialAnalysis, analyse_trial
 
@@ -47,6 +50,7 @@ class Result:
     evaluation: Evaluation | None = None
     learner_run_ids: dict[str, str] = field(default_factory=dict)
     explained: Explained | None = None
+    report_path: Path | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -158,11 +162,15 @@ def analyse(config: ExperimentConfig, data: TrialData) -> tuple[TrialAnalysis, d
     return analysis, figures
 
 
-def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
+def run(
+    config: ExperimentConfig, *, data: TrialData | None = None, report: str | Path | None = None
+) -> Result:
     """Run an experiment and record it as one MLflow run.
 
     Input and analysis errors stop the experiment before the run is created;
     a failure while logging closes the run as FAILED with an ``error`` tag.
+    Every run logs its self-contained HTML report as the artifact
+    ``report.html``.
 
     Parameters
     ----------
@@ -171,11 +179,16 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
     data : TrialData, optional
         The trial, if already loaded (e.g. by ``stratify run`` to report its
         size early); default: built from ``config``.
+    report : str or Path, optional
+        Also write the report to this file (checked before any work starts;
+        written atomically once the run is recorded).
 
     Returns
     -------
     Result
     """
+    if report is not None:
+        report = check_report_path(report)
     data = load_trial(config) if data is None else data
     check_learners(config, data)
     analysis, figures = analyse(config, data)
@@ -210,11 +223,21 @@ def run(config: ExperimentConfig, *, data: TrialData | None = None) -> Result:
                 shap_table = explained.patient_table(data.X.index)
                 tracker.log_table(run_id, shap_table, "predictions/benefit_shap.csv")
         children = (
-            _log_learners(tracker, run_id, config, evaluation, explained, data.X.shape[1])
+            _log_learners(tracker, run_id, config, data, evaluation, explained)
             if evaluation
             else {}
         )
-    return Result(config, data, analysis, run_id, tracker.store, evaluation, children, explained)
+        provenance = {k: v for k, v in tags.items() if k != "mlflow.note.content"}
+        provenance |= {"mlflow.run_id": run_id, "mlflow.experiment": config.experiment_name}
+        page = build_report(
+            config, data, analysis, figures, evaluation, explained, provenance,
+            headline=headline(analysis, data, evaluation, explained),
+        )  # fmt: skip
+        tracker.log_text(run_id, page, "report.html")
+    if report is not None:
+        write_report(page, report)
+    result = Result(config, data, analysis, run_id, tracker.store, evaluation, children, explained)
+    return replace(result, report_path=report)
 
 
 def _log_explained(tracker, run_id, explained: Explained) -> None:
@@ -227,8 +250,9 @@ def _log_explained(tracker, run_id, explained: Explained) -> None:
         tracker.set_tags(run_id, {"stratify.modifier_finding": explained.finding})
 
 
-def _log_learners(tracker, parent_id, config, evaluation, explained, n_features) -> dict[str, str]:
-    """One nested run per learner: parameters, metrics, calibration, and its explanation."""
+def _log_learners(tracker, parent_id, config, data, evaluation, explained) -> dict[str, str]:
+    """One nested run per learner: parameters, metrics, calibration, its explanation and,
+    when the config asks for it, the learner fitted on the whole trial as a pyfunc model."""
     ids = {}
     for spec in config.learners:
         report = evaluation.learners[spec.run_label]
@@ -238,7 +262,7 @@ def _log_learners(tracker, parent_id, config, evaluation, explained, n_features)
             "stratify.learner": spec.name,
             "stratify.config_hash": config.config_hash,
             "mlflow.note.content": learner_headline(
-                spec.run_label, report, explanation, n_features
+                spec.run_label, report, explanation, data.X.shape[1]
             ),
         }
         with tracker.run(
@@ -254,8 +278,30 @@ def _log_learners(tracker, parent_id, config, evaluation, explained, n_features)
             tracker.log_figure(child, figure, "figures/benefit_calibration.png")
             if explanation is not None:
                 _log_learner_explanation(tracker, child, explanation, config)
+            if config.tracking.log_models:
+                _log_model(tracker, child, spec, config, data, explanation)
         ids[spec.run_label] = child
     return ids
+
+
+def _log_model(tracker, run_id, spec, config, data, explanation) -> None:
+    """The learner fitted on the whole trial (the explained one when there is one) as a model
+    serving benefit, with survival per arm at ``config.explain.times`` times up to the horizon;
+    an input example (patient rows) only with ``tracking.log_patient_level``."""
+    learner = explanation.learner if explanation is not None else None
+    if learner is None:
+        learner = fit_whole_trial(spec.name, dict(spec.params), config, data)
+    k = config.explain.times
+    uri = log_learner_model(
+        tracker,
+        run_id,
+        learner,
+        covariates=data.covariates,
+        horizon=config.horizon,
+        times=np.linspace(config.horizon / k, config.horizon, k),
+        input_example=data.X.head(3) if config.tracking.log_patient_level else None,
+    )
+    tracker.set_tags(run_id, {"stratify.model_uri": uri})
 
 
 def _log_learner_explanation(tracker, run_id, explanation, config) -> None:

@@ -113,6 +113,12 @@ class TrackingConfig(_Frozen):
     log_patient_level: bool = Field(
         False, description="Log patient-level tables. Off by default: trial data are sensitive."
     )
+    log_models: bool = Field(
+        False,
+        description="Log each learner, fitted on the whole trial, as an MLflow pyfunc model "
+        "that serves benefit. Off by default: a fitted forest's split points and leaf curves "
+        "derive from individual patients, so models go to the store only when asked for.",
+    )
 
 
 class LearnerSpec(_Frozen):

@@ -40,6 +40,7 @@ from stratify.explain.benefit import (
 )
 from stratify.explain.modifier import ModifierEffect, modifier_effect, smooth_benefit
 from stratify.learners import SLearner, make_learner
+from stratify.learners.base import CATELearner
 from stratify.plots_explain import benefit_beeswarm, modifier_plot, time_shap_plot
 from stratify.progress import track
 from stratify.trial import TrialAnalysis
@@ -57,6 +58,8 @@ class LearnerExplanation:
     interactions: pd.DataFrame | None
     time_shap: shap.Explanation | None
     modifier: str | None
+    learner: CATELearner | None = None
+    """The learner fitted on the whole trial (the one explained, and the one served)."""
 
     def metrics(self) -> dict[str, float]:
         """``modifier_rank`` (RMST benefit) and ``modifier_rank_surv``; NaN without a modifier."""
@@ -207,11 +210,33 @@ def _background(X: pd.DataFrame, size: int, seed: int) -> pd.DataFrame | None:
     return X.sample(min(size, len(X)), random_state=seed).sort_index()
 
 
-def _explain_one(label, name, params, config, data, background) -> LearnerExplanation:
+def fit_whole_trial(name: str, params: dict, config: ExperimentConfig, data: TrialData):
+    """The learner fitted on every patient: the one explained and the one served.
+
+    Parameters
+    ----------
+    name : str
+        Registry name of the learner.
+    params : dict
+        Its parameters.
+    config : ExperimentConfig
+        The run's config (seed and horizon).
+    data : TrialData
+        The trial.
+
+    Returns
+    -------
+    CATELearner
+        Fitted with ``random_state=config.seed``.
+    """
     learner = make_learner(
         name, params, random_state=config.seed, modifier=data.modifier, horizon=config.horizon
     )
-    learner.fit(data.X, data.y, data.arm)
+    return learner.fit(data.X, data.y, data.arm)
+
+
+def _explain_one(label, name, params, config, data, background) -> LearnerExplanation:
+    learner = fit_whole_trial(name, params, config, data)
     shap_background = background
     if shap_background is None and not is_tree_learner(learner):  # model-agnostic needs one
         shap_background = _background(data.X, AGNOSTIC_BACKGROUND, config.seed)
@@ -227,7 +252,7 @@ def _explain_one(label, name, params, config, data, background) -> LearnerExplan
         interactions = arm_interactions(learner, data.X, data.arm, config.horizon)
     times = np.linspace(config.horizon / config.explain.times, config.horizon, config.explain.times)
     time_shap = time_dependent_benefit_shap(learner, data.X, times, background=background)
-    return LearnerExplanation(label, benefit, interactions, time_shap, data.modifier)
+    return LearnerExplanation(label, benefit, interactions, time_shap, data.modifier, learner)
 
 
 def _modifier(config, data, evaluation, analysis) -> tuple[ModifierEffect, dict[str, np.ndarray]]:
