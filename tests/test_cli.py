@@ -220,3 +220,11 @@ def test_sigterm_mid_run_ends_the_run_killed(store):
     (run,) = client.search_runs([client.get_experiment_by_name("gbsg2").experiment_id])
     assert run.info.status == "KILLED"
     assert run.data.tags["error"] == "interrupted by the user"
+
+
+def test_compare_is_a_subcommand_with_one_line_errors(tmp_path, capsys):
+    # the command itself is tested in test_compare.py; here: it is wired into `stratify`
+    assert main(["compare", "--store", str(tmp_path / "none"), "-e", "mirocals"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --store: no MLflow store at ") and err.count("\n") == 1
+    assert not (tmp_path / "none").exists()

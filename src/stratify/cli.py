@@ -1,4 +1,4 @@
-"""The ``stratify`` command: run, validate, simulate, ui.
+"""The ``stratify`` command: run, validate, simulate, ui, compare.
 
 This module owns argument parsing and what the user sees in the terminal. Bad
 input (a :class:`~stratify.exceptions.StratifyInputError`) is printed as one
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stratify import __version__
+from stratify import __version__, compare
 from stratify.exceptions import StratifyInputError
 
 EXIT_INPUT = 2
@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
     ui.add_argument("--workers", type=int, default=1, help="server processes (default: 1)")
     ui.set_defaults(handler=_cmd_ui)
+
+    compare.add_parser(sub)
     return parser
 
 
