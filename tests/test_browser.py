@@ -318,3 +318,31 @@ def test_artifact_image_is_rendered(page, ui, tracked, tmp_path):
         )
         size = page.locator(selector).evaluate("img => [img.naturalWidth, img.naturalHeight]")
         assert tuple(size) == (width, height), f"drawn {size}, stored PNG is {width}x{height}"
+
+
+def test_the_run_report_opens_offline_with_every_figure(browser, tracked, tmp_path):
+    """The parent run's ``report.html``, opened from disk with the network cut off, draws every
+    embedded figure and asks for nothing but itself.
+
+    Offline the page can only show what it carries: an image that pointed anywhere else would
+    stay broken (zero natural width), and any request beyond the file is recorded and fails
+    the test.
+    """
+    report = Path(urlparse(tracked.parent.info.artifact_uri).path) / "report.html"
+    embedded = report.read_text().count('<img src="data:image/png;base64,')
+    assert embedded >= 10  # analysis, calibration, SHAP and modifier figures
+    context = browser.new_context(offline=True)
+    requests: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    page = context.new_page()
+    try:
+        with _evidence_on_failure(page, tmp_path):
+            page.goto(report.as_uri(), wait_until="load")
+            drawn = page.evaluate(
+                "() => Array.from(document.images).map(img => img.complete && img.naturalWidth > 0)"
+            )
+            assert len(drawn) == embedded and all(drawn), drawn
+            assert page.title().startswith("mirocals")
+    finally:
+        context.close()
+    assert [url for url in requests if not url.startswith("data:")] == [report.as_uri()]
