@@ -8,15 +8,14 @@ line, ``error: ...``, with exit status 2 and no traceback; Ctrl-C exits 130.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from stratify import __version__, compare
 from stratify.exceptions import StratifyInputError
+from stratify.files import write_atomically
 
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -143,32 +142,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     frame = simulate(
         args.design, n=args.n, seed=args.seed, horizon=args.horizon, effect=args.effect
     )
-    _write_atomically(frame, args.out)
+    _write_table(frame, args.out)
     print(f"wrote {len(frame)} patients to {args.out}")
     return 0
 
 
-def _write_atomically(frame, out: Path) -> None:
-    """Write to a temporary file beside ``out``, then rename: never a partial file."""
-    if out.parent.exists() and not out.parent.is_dir():
-        raise StratifyInputError(f"--out: {out.parent} is a file, not a folder")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
-    except OSError as exc:
-        raise StratifyInputError(f"--out: cannot write {out}: {exc.strerror}") from None
-    os.close(fd)
-    try:
-        if out.suffix.lower() == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise StratifyInputError(f"--out: cannot write {out}: {exc.strerror}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _write_table(frame, out: Path) -> None:
+    """CSV or Parquet by suffix, all or nothing."""
+    to_file = frame.to_parquet if out.suffix.lower() == ".parquet" else frame.to_csv
+    write_atomically(out, lambda tmp: to_file(tmp, index=False), what="--out: cannot write")
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:

@@ -23,7 +23,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from rich.text import Text
 
 from stratify.config import is_local_folder
 from stratify.exceptions import StratifyInputError
+from stratify.files import write_atomically
 from stratify.tracking import STORE_DB, Store, Tracker
 
 ID_COLUMNS = ("run_id", "run_name", "learner", "label", "status", "parent_run_id")
@@ -270,23 +270,7 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     StratifyInputError
         The file cannot be written.
     """
-    out = Path(path)
-    if out.parent.exists() and not out.parent.is_dir():
-        raise StratifyInputError(f"--csv: {out.parent} is a file, not a folder")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".csv")
-    except OSError as exc:
-        raise StratifyInputError(f"--csv: cannot write {out}: {exc.strerror}") from None
-    os.close(fd)
-    try:
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise StratifyInputError(f"--csv: cannot write {out}: {exc.strerror}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda tmp: frame.to_csv(tmp, index=False), what="--csv: cannot write")
 
 
 def rich_table(

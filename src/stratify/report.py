@@ -32,7 +32,6 @@ import html
 import io
 import math
 import os
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from statistics import NormalDist
@@ -43,6 +42,7 @@ from PIL import Image
 
 from stratify import __version__
 from stratify.exceptions import StratifyInputError
+from stratify.files import write_atomically
 from stratify.plots_benefit import benefit_calibration_plot
 
 if TYPE_CHECKING:
@@ -271,28 +271,11 @@ def write_report(html_text: str, path: str | os.PathLike[str]) -> Path:
     StratifyInputError
         If the folder cannot be created or written to, naming ``path``.
     """
-    target = Path(path).expanduser()
-    folder = target.parent
-    if folder.exists() and not folder.is_dir():
-        raise StratifyInputError(f"cannot write the report to {target}: {folder} is not a folder")
-    tmp = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # Mode 0o666 lets the umask decide the permissions, as for any new file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise _unwritable(target, exc) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(html_text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise _unwritable(target, exc) from None
-    finally:
-        tmp.unlink(missing_ok=True)  # gone after the rename; the partial file otherwise
-    return target
+    return write_atomically(
+        path,
+        lambda tmp: tmp.write_text(html_text, encoding="utf-8", newline="\n"),
+        what="cannot write the report to",
+    )
 
 
 def _unwritable(target: Path, exc: OSError) -> StratifyInputError:
