@@ -214,7 +214,7 @@ def run(
         for path, figure in figures.items():
             tracker.log_figure(run_id, figure, path)
         if explained is not None:
-            _log_explained(tracker, run_id, explained)
+            _log_explained(tracker, run_id, explained, config.tracking.log_patient_level)
         if config.tracking.log_patient_level:
             tracker.log_table(run_id, patient_table(data), "data/trial.csv")
             if evaluation is not None:
@@ -240,9 +240,10 @@ def run(
     return replace(result, report_path=report)
 
 
-def _log_explained(tracker, run_id, explained: Explained) -> None:
-    """The modifier analysis on the parent run: its curve, figure and one-sentence finding."""
-    for path, figure in explained.figures().items():
+def _log_explained(tracker, run_id, explained: Explained, show_patients: bool) -> None:
+    """The modifier analysis on the parent run: its curve, figure and one-sentence finding
+    (the figure's per-patient SHAP panel only with ``show_patients``)."""
+    for path, figure in explained.figures(show_patients).items():
         tracker.log_figure(run_id, figure, path)
     if explained.modifier is not None:
         tracker.log_table(run_id, explained.modifier.table(), "tables/modifier_benefit.csv")

@@ -732,7 +732,8 @@ class _Renderer:
             f"{effect.modifier} and its whole bootstrap interval lies inside that range."
         )
         out += self._gate_note(evaluation, effect)
-        for figure in explained.figures().values():
+        show = self.config.tracking.log_patient_level
+        for figure in explained.figures(show_patients=show).values():
             out += self.figure(figure, self._modifier_caption(explained))
         out += _crossover_table(effect, self.level)
         if effect.sides:
@@ -757,6 +758,8 @@ class _Renderer:
             f"bootstrap band, each learner's smoothed out-of-fold estimates (thin lines) and the "
             f"crossover (shaded: its interval, when supported)."
         )
+        if not self.config.tracking.log_patient_level:
+            return caption
         return caption + (
             f" Right: {explained.explained_learner}'s SHAP values for {effect.modifier}, one "
             f"point per patient."

@@ -140,14 +140,24 @@ class Explained:
             out |= self.modifier.metrics()
         return out
 
-    def figures(self) -> dict[str, Figure]:
-        """Parent-run figures: the modifier plot."""
+    def figures(self, show_patients: bool = False) -> dict[str, Figure]:
+        """Parent-run figures: the modifier plot.
+
+        Parameters
+        ----------
+        show_patients : bool, default False
+            Add the explained learner's SHAP dependence panel: one point per
+            patient at their exact modifier value, so only when the config
+            allows patient-level output (``tracking.log_patient_level``).
+        """
         if self.modifier is None:
             return {}
-        lead = self.learners[self.explained_learner]
-        e = lead.benefit.explanations["cate_rmst"]
-        column = list(e.feature_names).index(self.modifier.modifier)
-        dependence = (lead.label, e.data[:, column], e.values[:, column])
+        dependence = None
+        if show_patients:
+            lead = self.learners[self.explained_learner]
+            e = lead.benefit.explanations["cate_rmst"]
+            column = list(e.feature_names).index(self.modifier.modifier)
+            dependence = (lead.label, e.data[:, column], e.values[:, column])
         figure = modifier_plot(
             self.modifier, learner_curves=self.learner_curves, shap_dependence=dependence
         )
