@@ -10,7 +10,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.exceptions import MlflowException
 from numpy.testing import assert_array_equal
 
 from stratify.config.loader import load_config
@@ -124,9 +123,10 @@ def test_output_columns_name_arms_and_days():
 def test_signature_config_and_metadata(saved, trial):
     model = mlflow.pyfunc.load_model(str(saved["t_learner"]))
     inputs, outputs = model.metadata.signature.inputs, model.metadata.signature.outputs
-    assert inputs.input_names() == trial.covariates
+    assert inputs is None  # MLflow would refuse int and bool columns for double inputs
     assert outputs.input_names() == output_columns(TIMES)
-    assert {t.name for t in inputs.input_types() + outputs.input_types()} == {"double"}
+    assert {t.name for t in outputs.input_types()} == {"double"}
+    assert model.metadata.metadata["covariates"] == trial.covariates
     assert model.model_config == {"covariates": trial.covariates, "horizon": 640.0, "times": TIMES}
     meta = model.metadata.metadata
     assert (meta["learner"], meta["horizon_days"], meta["times_days"]) == ("t_learner", 640, TIMES)
@@ -148,15 +148,17 @@ def test_requirements_pin_only_third_party_packages(saved):
         "scikit-survival",
     ]
     # PyPI's "stratify" is another project: the model carries its own code instead.
-    assert (folder / "code" / "stratify" / "learners" / "meta.py").is_file()
-    assert not (folder / "code" / "stratify" / "tracking.py").exists()
+    code = folder / "artifacts" / "code" / "stratify"
+    assert (code / "learners" / "meta.py").is_file()
+    assert not (code / "tracking.py").exists()
     assert not (folder / "input_example.json").exists()  # no patient rows by default
 
 
 def test_missing_covariates_are_named(saved, learners, trial, patients):
     incomplete = patients.drop(columns=["svc", "csf_pnfh"])
     model = mlflow.pyfunc.load_model(str(saved["t_learner"]))
-    with pytest.raises(MlflowException, match=r"missing inputs \['svc', 'csf_pnfh'\]"):
+    # no input schema: the model itself names what is missing, in one line
+    with pytest.raises(StratifyInputError, match=r"missing covariate\(s\) 'svc', 'csf_pnfh'"):
         model.predict(incomplete)
     direct = BenefitModel(
         learners["t_learner"], covariates=trial.covariates, horizon=HORIZON, times=TIMES
@@ -255,9 +257,46 @@ print(sys.modules["stratify"].__file__)
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert Path(proc.stdout.strip()).is_relative_to(saved["s_learner"] / "code")
+    assert Path(proc.stdout.strip()).is_relative_to(saved["s_learner"] / "artifacts" / "code")
     served = pd.read_pickle(tmp_path / "y.pkl")
     assert_array_equal(served.to_numpy(), expected(learners["s_learner"], patients).to_numpy())
+
+
+def test_an_installed_stratify_is_not_shadowed_by_the_saved_modules(saved, patients, tmp_path):
+    """Loading a model first must not make later imports of stratify resolve to the partial
+    copy saved with it: the whole installed package stays importable."""
+    patients.to_pickle(tmp_path / "X.pkl")
+    script = f"""
+import mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model({str(saved["t_learner"])!r})
+model.predict(pd.read_pickle({str(tmp_path / "X.pkl")!r}))
+import stratify.experiment, stratify.explain
+print(stratify.__file__)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert Path(proc.stdout.strip()) == Path(sys.modules["stratify"].__file__)
+
+
+def test_whole_number_and_boolean_columns_are_served(saved, learners, patients):
+    """Trial files hold ages as integers and dummies as 0/1 or booleans."""
+    model = mlflow.pyfunc.load_model(str(saved["cox_interaction"]))
+    typed = patients.copy()
+    for column in typed.columns:
+        values = typed[column]
+        if set(values.unique()) <= {0.0, 1.0}:
+            typed[column] = values.astype(bool)
+        elif (values == values.round()).all():
+            typed[column] = values.astype(int)
+    assert set(typed.dtypes.astype(str)) - {"float64"}  # some columns are no longer floats
+    served = model.predict(typed)
+    assert_array_equal(served.to_numpy(), model.predict(patients.astype(float)).to_numpy())
 
 
 @pytest.mark.parametrize(

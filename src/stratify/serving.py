@@ -35,13 +35,19 @@ What is saved
 * ``benefit_model.py`` (:data:`ENTRY_POINT`): MLflow's "models from code", so
   the wrapper is built from code rather than unpickled; the covariates, horizon
   and grid are its model config (``MLmodel``).
-* ``code/stratify``: the stratify modules that unpickling and running the
-  learner import (found from their imports), so the model loads where stratify
-  is not installed. ``requirements.txt`` pins only third-party packages: the
-  name ``stratify`` on PyPI belongs to an unrelated project and must never be
-  installed from there.
+* ``artifacts/code/stratify``: the stratify modules that unpickling and
+  running the learner import (found from their imports), so the model loads
+  where stratify is not installed. They are used only then (appended to
+  ``sys.path`` by the entry point), never in place of an installed stratify.
+  ``requirements.txt`` pins only third-party packages: the name ``stratify``
+  on PyPI belongs to an unrelated project and must never be installed from
+  there.
 * an input example only when one is given: by default no patient row is
   written, as ``tracking.log_patient_level`` is off by default.
+* a signature of the outputs only: MLflow will not cast integer or boolean
+  columns to a declared ``double`` input, and trial files hold whole-number
+  ages and 0/1 dummies; the covariates are listed in the metadata and
+  ``predict`` checks them by name.
 
 With :mod:`stratify.tracking`, this is the only module that imports mlflow. It
 opens no runs: :func:`log_learner_model` takes a
@@ -87,7 +93,7 @@ with warnings.catch_warnings():
     import mlflow.pyfunc
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import Model, ModelSignature, infer_signature
 
 if TYPE_CHECKING:
     from stratify.tracking import Tracker
@@ -100,9 +106,16 @@ LEARNER_ARTIFACT = "learner"
 #: unpickled but the learner.
 ENTRY_POINT = """\
 # Entry point of a stratify learner served by MLflow (see stratify.serving).
+import sys
+from pathlib import Path
+
 from mlflow.models import set_model
 
-from stratify.serving import BenefitModel
+try:  # the installed stratify, when there is one
+    from stratify.serving import BenefitModel
+except ImportError:  # otherwise the modules saved with the model, last on the path
+    sys.path.append(str(Path(__file__).resolve().parent / "artifacts" / "code"))
+    from stratify.serving import BenefitModel
 
 set_model(BenefitModel())
 """
@@ -281,9 +294,9 @@ def save_learner_model(
         Strictly increasing, non-negative days at which each arm's survival is served.
     input_example : pandas.DataFrame, optional
         A few rows of covariates, saved as the model's input example and used
-        with the model's output on them to infer its signature. Default: the
-        signature is inferred from one synthetic patient (every covariate 0)
-        and no example is saved, so no patient data are written.
+        with the model's output on them to infer its output signature.
+        Default: one synthetic patient (every covariate 0) is used and no
+        example is saved, so no patient data are written.
 
     Returns
     -------
@@ -436,9 +449,19 @@ def _save(spec: _Spec, path: Path, mlflow_model: Model) -> None:
                 path,
                 python_model=str(entry),
                 model_config=spec.config(),
-                artifacts={LEARNER_ARTIFACT: str(stored)},
-                code_paths=[str(_bundle_code(spec.learner, Path(tmp) / "code"))],
-                signature=infer_signature(spec.example, spec.output),
+                # the stratify modules go with the model as an artifact, not as MLflow
+                # code_paths: those go first on sys.path and would shadow an installed stratify
+                artifacts={
+                    LEARNER_ARTIFACT: str(stored),
+                    "code": str(_bundle_code(spec.learner, Path(tmp) / "code").parent),
+                },
+                # outputs only: MLflow refuses to cast int or bool columns to a declared
+                # double input ("Can not safely convert int64 to float64"), yet whole-number
+                # ages and 0/1 dummies are what trial files hold; the covariates are in the
+                # metadata and predict checks them by name
+                signature=ModelSignature(
+                    inputs=None, outputs=infer_signature(spec.example, spec.output).outputs
+                ),
                 input_example=spec.example if spec.save_example else None,
                 pip_requirements=[f"{name}=={version(name)}" for name in REQUIREMENTS],
                 metadata=_metadata(spec),
