@@ -148,6 +148,9 @@ def test_chunking_and_the_wide_key_path_change_nothing(monkeypatch):
     # the same terms; only BLAS's summation order may differ
     np.testing.assert_allclose(chunked, reference, rtol=0, atol=1e-14 * np.abs(reference).max())
     tolerance = 1e-14 * np.abs(reference).max()
+    monkeypatch.setattr(interventional, "_MAX_PAIRS", 10)  # halve down to single rows
+    halved, _ = interventional_shap(tm.trees, tm.base_offset, rows, background)
+    np.testing.assert_allclose(halved, reference, rtol=0, atol=tolerance)
     monkeypatch.setattr(interventional, "_KEY_BITS", 0)  # force np.unique over rows
     wide, _ = interventional_shap(tm.trees, tm.base_offset, rows, background)
     np.testing.assert_allclose(wide, reference, rtol=0, atol=tolerance)

@@ -19,8 +19,12 @@ So a leaf's share of a patient's SHAP values depends on the patient only
 through ``B`` and on the background only through how many rows have each
 ``A``. This module groups patients by ``(leaf, B)`` and background rows by
 ``(leaf, A)``, evaluates the closed form once per compatible pair of groups and
-scatters it back: exact, in float64 throughout (additivity to rounding), and
-much faster than evaluating every patient against every background row.
+scatters it back: exact, in float64 throughout (additivity to rounding). Where
+patients and reference rows share leaf patterns, as they do for forests with
+leaves of several patients, that is much faster than evaluating every patient
+against every background row; for very deep trees (a leaf per patient) the
+patterns are nearly all distinct and the work approaches that of the pairwise
+evaluation, in bounded memory.
 
 This is the same quantity shap's ``TreeExplainer(feature_perturbation=
 "interventional")`` computes (shap's C++ kernel stores node values, thresholds
@@ -37,6 +41,9 @@ from scipy.sparse import csr_matrix
 
 _CHUNK_CELLS = 4_000_000
 """Patients are processed in chunks of at most this many (patient, leaf, feature) cells."""
+
+_MAX_PAIRS = 2_000_000
+"""Rows are split until (cell, background group) pairs and cell values stay below this."""
 
 _WORD_BITS = 62
 """Feature sets of trees splitting on at most this many features are held as one int64."""
@@ -130,15 +137,35 @@ def interventional_shap(trees, base_offset, X: np.ndarray, background: np.ndarra
         size = max(1, _CHUNK_CELLS // out_bg[0].size)
         for start in range(0, n, size):
             stop = start + size
-            local = _tree_shap(boxes, groups, boxes.outside(X[start:stop]), m)
-            values[start:stop, boxes.features] += local
+            values[start:stop, boxes.features] += _rows_shap(boxes, groups, X[start:stop], m)
     return values, expected
 
 
-def _tree_shap(boxes: _Boxes, groups: _Groups, out_x: np.ndarray, m: int) -> np.ndarray:
+def _rows_shap(boxes: _Boxes, groups: _Groups, rows: np.ndarray, m: int) -> np.ndarray:
+    """One tree's SHAP values for ``rows``, split in halves until the work arrays are small.
+
+    The pairs of (leaf, B) cells with background groups, and the per-cell
+    values (cells x features x outputs), are counted before they are made: at
+    most :data:`_MAX_PAIRS` of either (a few hundred MB at the most), whatever
+    the trees' sizes and the background.
+    """
+    out_x = boxes.outside(rows)
+    cells = _Sets.of(out_x)  # the distinct (leaf, B) cells
+    pairs = int(groups.count_per_leaf[cells.leaf].sum())
+    per_cell = cells.leaf.size * out_x.shape[2] * boxes.values.shape[1]
+    if max(pairs, per_cell) > _MAX_PAIRS and rows.shape[0] > 1:
+        half = rows.shape[0] // 2
+        return np.concatenate(
+            [_rows_shap(boxes, groups, rows[:half], m), _rows_shap(boxes, groups, rows[half:], m)]
+        )
+    return _tree_shap(boxes, groups, out_x, cells, m)
+
+
+def _tree_shap(
+    boxes: _Boxes, groups: _Groups, out_x: np.ndarray, cells: _Sets, m: int
+) -> np.ndarray:
     """One tree's SHAP values for some rows, on the tree's local features: (n, d, n_outputs)."""
     n, n_leaves, d = out_x.shape
-    cells = _Sets.of(out_x)  # the distinct (leaf, B) cells
     b = cells.members.sum(axis=1)
     # pair every cell with the background groups of its leaf
     per_cell = groups.count_per_leaf[cells.leaf]

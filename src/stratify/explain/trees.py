@@ -335,7 +335,7 @@ def explain_trees(
     output_names=None,
     interactions: bool = False,
 ) -> shap.Explanation:
-    """Exact SHAP values of a :class:`TreeModel`, computed by shap's TreeSHAP.
+    """Exact SHAP values of a :class:`TreeModel` (shap's TreeSHAP, or interventional in float64).
 
     Parameters
     ----------
@@ -348,7 +348,7 @@ def explain_trees(
         ``None``: path-dependent TreeSHAP (the training samples recorded in
         the trees stand for the feature distribution). Otherwise
         interventional TreeSHAP over all rows of ``background`` (no
-        subsampling; the cost grows linearly with its size).
+        subsampling; the cost grows with its number of distinct leaf patterns).
     feature_names : sequence of str, optional
         Defaults to the columns of ``X`` when it is a DataFrame.
     output_names : sequence, optional
