@@ -527,3 +527,19 @@ def test_a_reader_that_goes_away_is_no_traceback(synthetic):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == cmp.EXIT_BROKEN_PIPE
     assert err == b""
+
+
+def test_an_unreachable_tracking_server_is_one_line(monkeypatch):
+    # nothing listens on port 9 (discard) on loopback: MLflow's client error becomes one line
+    # (without retries: MLflow's default backoff takes about 4 minutes to give up)
+    import argparse
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+    from stratify import compare as module
+
+    parser = argparse.ArgumentParser()
+    module.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["compare", "--store", "http://127.0.0.1:9", "-e", "mirocals"])
+    with pytest.raises(StratifyInputError, match=r"^--store: cannot read http://127.0.0.1:9"):
+        args.handler(args)

@@ -8,6 +8,7 @@ line, ``error: ...``, with exit status 2 and no traceback; Ctrl-C exits 130.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from stratify import __version__, compare
 from stratify.exceptions import StratifyInputError
 from stratify.files import write_atomically
+from stratify.formatting import hazard_ratio, names
 
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -174,13 +176,9 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _hr(hr, p: bool = True) -> str:
-    """A hazard ratio with its CI, with enough decimals to tell it from 1 (1.0003 per pg/mL)."""
-    if hr.estimate != hr.estimate:  # NaN: the note says why
-        return "not estimable"
-    gap = max(abs(v - 1.0) for v in (hr.estimate, hr.ci_low, hr.ci_high))
-    d = 2 if gap >= 0.1 else 3 if gap >= 0.01 else 5
-    text = f"{hr.estimate:.{d}f} ({hr.ci_low:.{d}f}–{hr.ci_high:.{d}f})"
-    return text + (f", p = {hr.p:.2g}" if p else "")
+    """A hazard ratio with its CI (and p)."""
+    text = hazard_ratio(hr)
+    return text + (f", p = {hr.p:.2g}" if p and math.isfinite(hr.estimate) else "")
 
 
 def summarise_learners(evaluation) -> str:
@@ -224,12 +222,6 @@ def summarise_explained(explained) -> str:
     return "\n".join(lines)
 
 
-def _names(terms, most: int = 6) -> str:
-    if len(terms) <= most:
-        return ", ".join(terms)
-    return f"{', '.join(terms[:most])} and {len(terms) - most} more terms"
-
-
 def summarise(analysis) -> str:
     """The trial analysis as a short clinical summary for the terminal."""
     h = f"{analysis.horizon:g}"
@@ -243,7 +235,7 @@ def summarise(analysis) -> str:
         f"({d.ci_low:+.1f} to {d.ci_high:+.1f}), p = {d.p:.2g}",
         f"Log-rank:  chi² = {analysis.logrank_chisq:.2f}, p = {analysis.logrank_p:.2g}",
         f"HR treated vs control, unadjusted:  {_hr(analysis.hr_unadjusted)}",
-        f"HR adjusted for {_names(analysis.cox_adjusted.terms[1:])}:  {_hr(analysis.hr_adjusted)}",
+        f"HR adjusted for {names(analysis.cox_adjusted.terms[1:])}:  {_hr(analysis.hr_adjusted)}",
     ]
     m = analysis.modifier
     if analysis.cox_interaction is not None:

@@ -489,14 +489,18 @@ def handle(args: argparse.Namespace) -> int:
         raise StratifyInputError("--csv: '-' (stdout) cannot go with --json; give a file")
     run_ids = list(args.run_ids) + _split(args.runs)
     uri, experiment = _store_and_experiment(args, run_ids)
-    comparison = compare(
-        uri,
-        experiment=experiment,
-        run_ids=run_ids,
-        metrics=_split(args.metrics) if args.metrics is not None else None,
-        sort=args.sort,
-        include_parents=args.all,
-    )
+    try:
+        comparison = compare(
+            uri,
+            experiment=experiment,
+            run_ids=run_ids,
+            metrics=_split(args.metrics) if args.metrics is not None else None,
+            sort=args.sort,
+            include_parents=args.all,
+        )
+    except MlflowException as exc:  # e.g. an unreachable server or an outdated schema
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StratifyInputError(f"--store: cannot read {uri}: {first}") from None
     if args.csv and args.csv != "-":
         write_csv(comparison.frame, args.csv)
         print(f"wrote {len(comparison.frame)} runs to {args.csv}", file=sys.stderr)

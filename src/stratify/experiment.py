@@ -167,10 +167,11 @@ def run(
 ) -> Result:
     """Run an experiment and record it as one MLflow run.
 
-    Input and analysis errors stop the experiment before the run is created;
-    a failure while logging closes the run as FAILED with an ``error`` tag.
-    Every run logs its self-contained HTML report as the artifact
-    ``report.html``.
+    Input and analysis errors, and a report path that cannot be written,
+    stop the experiment before the run is created; a failure while logging
+    (figures, tables, the report, models) closes the run as FAILED with an
+    ``error`` tag. Every run logs its self-contained HTML report as the
+    artifact ``report.html``.
 
     Parameters
     ----------

@@ -43,7 +43,8 @@ def write_atomically(target: str | os.PathLike[str], write: Callable[[Path], Non
         raise StratifyInputError(f"{what} {out}: {folder} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".tmp")
+        # the target's suffix too: writers that infer compression from it (.csv.gz) still do
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=out.suffix)
     except OSError as exc:
         raise StratifyInputError(f"{what} {out}: {exc.strerror or exc}") from None
     os.close(fd)

@@ -43,6 +43,7 @@ from PIL import Image
 from stratify import __version__
 from stratify.exceptions import StratifyInputError
 from stratify.files import write_atomically
+from stratify.formatting import DASH, MISSING, bound, hazard_ratio, names, number
 from stratify.plots_benefit import benefit_calibration_plot
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ if TYPE_CHECKING:
 DPI = 110
 #: CSS pixels per inch.
 CSS_DPI = 96
-DASH = "\u2013"
-MISSING = "\u2014"
 
 #: Readable names of the provenance tags :func:`stratify.experiment.run` sets.
 PROVENANCE_LABELS = {
@@ -409,7 +408,7 @@ class _Renderer:
     def _effects_table(self) -> str:
         a = self.analysis
         d = a.rmst_diff
-        adjusted = _names(a.cox_adjusted.terms[1:])
+        adjusted = names(a.cox_adjusted.terms[1:])
         rows = [
             [
                 "RMST difference, treated \u2212 control (days)",
@@ -791,11 +790,19 @@ class _Renderer:
             if logged
             else "No patient-level data were logged (tracking.log_patient_level: false)"
         )
-        return (
+        text = (
             f"{where}: every table here is an aggregate. Some figures draw one mark per patient "
             f"(censoring ticks on the Kaplan\u2013Meier curves, SHAP points), as the run's "
             f"logged figures do."
         )
+        if self.config.tracking.log_models:
+            text += (
+                " The learners were logged as models (tracking.log_models: true): a fitted "
+                "model holds values derived from individual patients (the trial's event "
+                "times, a forest's split points and leaf curves, a Cox model's baseline "
+                "hazard), though no patient rows."
+            )
+        return text
 
 
 # ------------------------------------------------------------------ tables of explanations
@@ -861,13 +868,13 @@ def _crossover_text(effect: ModifierEffect) -> str:
     if not math.isfinite(effect.crossover):
         return f"none within the central 95% of {effect.modifier}"
     what = "ends" if effect.direction == "ends" else "begins"
-    return f"{effect.modifier} {_number(effect.crossover)} (benefit {what} there)"
+    return f"{effect.modifier} {number(effect.crossover)} (benefit {what} there)"
 
 
 def _crossover_ci(effect: ModifierEffect) -> str:
     if not math.isfinite(effect.crossover):
         return MISSING
-    return f"{_bound(effect.ci_low)} to {_bound(effect.ci_high)}"
+    return f"{bound(effect.ci_low)} to {bound(effect.ci_high)}"
 
 
 def _sides_table(effect: ModifierEffect, level: str, alpha: float) -> str:
@@ -937,13 +944,10 @@ def _f(value, spec: str) -> str:
 
 
 def _hr(hr: HazardRatio, with_p: bool = True) -> str:
-    """A hazard ratio with its CI, with enough decimals to tell it from 1 (as the terminal)."""
+    """A hazard ratio with its CI (as the terminal shows it), and its p."""
     if not _finite(hr.estimate):
         return "not estimable"
-    gap = max(abs(v - 1.0) for v in (hr.estimate, hr.ci_low, hr.ci_high))
-    d = 2 if gap >= 0.1 else 3 if gap >= 0.01 else 5
-    text = f"{hr.estimate:.{d}f} ({hr.ci_low:.{d}f}{DASH}{hr.ci_high:.{d}f})"
-    return text + (f", {_p_is(hr.p)}" if with_p else "")
+    return hazard_ratio(hr) + (f", {_p_is(hr.p)}" if with_p else "")
 
 
 def _p(p: float, alpha: float = 0.05, digits: int = 2) -> str:
@@ -985,27 +989,6 @@ def _mean_sd(metrics: Mapping[str, float], key: str) -> str:
     if not _finite(mean):
         return MISSING
     return f"{mean:.3f} \u00b1 {sd:.3f}" if _finite(sd) else f"{mean:.3f}"
-
-
-def _number(v: float) -> str:
-    """4 significant digits; thousands separators and no decimals from 1,000 up."""
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
-
-
-def _bound(v: float) -> str:
-    if v == math.inf:
-        return "beyond the data"
-    if v == -math.inf:
-        return "below the data"
-    return _number(v) if _finite(v) else MISSING
-
-
-def _names(terms: Sequence[str], most: int = 6) -> str:
-    if not terms:
-        return "(nothing)"
-    if len(terms) <= most:
-        return ", ".join(terms)
-    return f"{', '.join(terms[:most])} and {len(terms) - most} more terms"
 
 
 def _verdict_sentence(evaluation: Evaluation, alpha: float, n: int) -> str:

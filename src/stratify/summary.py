@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from stratify.formatting import number
+
 if TYPE_CHECKING:
     from stratify.data import TrialData
     from stratify.evaluation import Evaluation, LearnerReport
@@ -156,14 +158,9 @@ def _crossover_part(explained: Explained) -> list[str]:
         return [f"no crossover supported along {effect.modifier}"]
     what = "ends" if effect.direction == "ends" else "begins"
     return [
-        f"benefit {what} at {effect.modifier} {_number(effect.crossover)} "
-        f"[{_number(effect.ci_low)}–{_number(effect.ci_high)}]"
+        f"benefit {what} at {effect.modifier} {number(effect.crossover)} "
+        f"[{number(effect.ci_low)}–{number(effect.ci_high)}]"
     ]
-
-
-def _number(v: float) -> str:
-    """4 significant digits; thousands separators and no decimals from 1,000 up."""
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
 __all__ = ["describe", "headline", "learner_headline", "ordinal"]

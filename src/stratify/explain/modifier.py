@@ -44,6 +44,7 @@ import statsmodels.api as sm
 from statsmodels.nonparametric.smoothers_lowess import lowess
 
 from stratify.exceptions import StratifyInputError
+from stratify.formatting import bound, number
 from stratify.trial.strata import Stratum, analyse_strata
 
 #: Grid points between the 2.5th and 97.5th percentiles of the modifier.
@@ -323,7 +324,7 @@ def _crossing_or_beyond(grid: np.ndarray, curve: np.ndarray, direction: str) -> 
 
 def _with_statement(effect: ModifierEffect, lo: float, hi: float, alpha: float) -> ModifierEffect:
     level = f"{100 * (1 - alpha):.0f}%"
-    name, observed = effect.modifier, f"{_number(lo)}–{_number(hi)}"
+    name, observed = effect.modifier, f"{number(lo)}–{number(hi)}"
     if np.isnan(effect.crossover):
         sign = "positive" if np.mean(effect.curve) > 0 else "negative"
         text = (
@@ -334,29 +335,24 @@ def _with_statement(effect: ModifierEffect, lo: float, hi: float, alpha: float) 
         text = (
             f"The data do not support a crossover: no evidence that benefit depends on {name} "
             f"({effect.dependence_test}, p = {effect.dependence_p:.2g}), although the smoothed "
-            f"estimate changes sign at {_number(effect.crossover)}."
+            f"estimate changes sign at {number(effect.crossover)}."
         )
     elif not effect.supported:
         text = (
             f"The data do not support a crossover: estimated benefit changes sign at {name} "
-            f"{_number(effect.crossover)}, but the {level} bootstrap interval "
-            f"[{_bound(effect.ci_low)}, {_bound(effect.ci_high)}] reaches beyond the observed "
+            f"{number(effect.crossover)}, but the {level} bootstrap interval "
+            f"[{bound(effect.ci_low)}, {bound(effect.ci_high)}] reaches beyond the observed "
             f"range ({observed}); {100 * effect.crossing_share:.0f}% of replicates cross in it."
         )
     else:
         what = "ends" if effect.direction == "ends" else "begins"
         text = (
-            f"Estimated benefit {what} at {name} {_number(effect.crossover)} "
-            f"[{level} CI {_number(effect.ci_low)}–{_number(effect.ci_high)}]"
+            f"Estimated benefit {what} at {name} {number(effect.crossover)} "
+            f"[{level} CI {number(effect.ci_low)}–{number(effect.ci_high)}]"
             + _sides_text(effect.sides, name)
             + "."
         )
     return replace(effect, statement=text)
-
-
-def _number(v: float) -> str:
-    """4 significant digits; thousands separators and no decimals from 1,000 up."""
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
 def _sides_text(sides: tuple[Stratum, ...], name: str) -> str:
@@ -370,11 +366,3 @@ def _sides_text(sides: tuple[Stratum, ...], name: str) -> str:
         else:
             parts.append(f"HR not estimable for {name} {s.label}")
     return "; " + ", ".join(parts) if parts else ""
-
-
-def _bound(v: float) -> str:
-    if v == np.inf:
-        return "beyond the data"
-    if v == -np.inf:
-        return "below the data"
-    return _number(v)
