@@ -228,3 +228,10 @@ def test_compare_is_a_subcommand_with_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --store: no MLflow store at ") and err.count("\n") == 1
     assert not (tmp_path / "none").exists()
+
+
+def test_the_command_starts_without_loading_mlflow():
+    # `stratify --help`, `--version`, `validate` and `simulate` need no MLflow (2 s to import)
+    code = "import sys, stratify.cli; print('mlflow' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"

@@ -26,11 +26,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
@@ -40,7 +39,9 @@ from rich.text import Text
 from stratify.config import is_local_folder
 from stratify.exceptions import StratifyInputError
 from stratify.files import write_atomically
-from stratify.tracking import STORE_DB, Store, Tracker
+
+if TYPE_CHECKING:  # mlflow loads only when a comparison runs: `stratify --help` stays fast
+    from stratify.tracking import Store, Tracker
 
 ID_COLUMNS = ("run_id", "run_name", "learner", "label", "status", "parent_run_id")
 """Identity columns of a comparison, before the metrics."""
@@ -231,6 +232,8 @@ def open_store(store: str | Path | Store) -> Tracker:
     StratifyInputError
         The folder or SQLite file does not exist, or the store cannot be opened.
     """
+    from stratify.tracking import STORE_DB, Store, Tracker
+
     if isinstance(store, Store):
         uri = str(store.artifact_root.parent) if store.artifact_root else store.tracking_uri
     else:
@@ -489,6 +492,8 @@ def handle(args: argparse.Namespace) -> int:
         raise StratifyInputError("--csv: '-' (stdout) cannot go with --json; give a file")
     run_ids = list(args.run_ids) + _split(args.runs)
     uri, experiment = _store_and_experiment(args, run_ids)
+    from mlflow.exceptions import MlflowException
+
     try:
         comparison = compare(
             uri,
@@ -609,6 +614,8 @@ def _named_runs(client, run_ids: Sequence[str], include_parents: bool) -> tuple[
 
 
 def _run_or_none(client, run_id: str):
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_run(run_id)
     except MlflowException:
@@ -623,6 +630,8 @@ def _describe_ids(run_ids: Sequence[str]) -> str:
 
 def _get_run(client, ref: str):
     """A run by id or unique id prefix; deleted runs count as missing."""
+    from mlflow.exceptions import MlflowException
+
     ref = ref.strip().lower()
     try:
         run = client.get_run(ref)
