@@ -235,6 +235,19 @@ def test_input_example_is_saved_only_when_given(learners, trial, patients, tmp_p
     assert len(example["data"]) == 2
 
 
+def _fresh_python(script: str, folder: Path) -> str:
+    """Run ``script`` in a new interpreter in ``folder``; what it printed."""
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip()
+
+
 def test_model_loads_without_an_installed_stratify(saved, learners, patients, tmp_path):
     """The bundled code suffices: in a fresh interpreter whose path lacks the installed
     package, stratify is imported from the model folder and predicts identically."""
@@ -249,15 +262,8 @@ model = mlflow.pyfunc.load_model({str(saved["s_learner"])!r})
 model.predict(pd.read_pickle({str(tmp_path / "X.pkl")!r})).to_pickle({str(tmp_path / "y.pkl")!r})
 print(sys.modules["stratify"].__file__)
 """
-    proc = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert Path(proc.stdout.strip()).is_relative_to(saved["s_learner"] / "artifacts" / "code")
+    printed = _fresh_python(script, tmp_path)
+    assert Path(printed).is_relative_to(saved["s_learner"] / "artifacts" / "code")
     served = pd.read_pickle(tmp_path / "y.pkl")
     assert_array_equal(served.to_numpy(), expected(learners["s_learner"], patients).to_numpy())
 
@@ -273,15 +279,8 @@ model.predict(pd.read_pickle({str(tmp_path / "X.pkl")!r}))
 import stratify.experiment, stratify.explain
 print(stratify.__file__)
 """
-    proc = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert Path(proc.stdout.strip()) == Path(sys.modules["stratify"].__file__)
+    printed = _fresh_python(script, tmp_path)
+    assert Path(printed) == Path(sys.modules["stratify"].__file__)
 
 
 def test_whole_number_and_boolean_columns_are_served(saved, learners, patients):
