@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from stratify import __version__, plots
+from stratify import __version__, execution, plots
 from stratify.config import ExperimentConfig
 from stratify.crossfit import NamedLearner, cross_fit
 from stratify.data import TrialData
@@ -193,8 +193,9 @@ def run(
     data = load_trial(config) if data is None else data
     check_learners(config, data)
     analysis, figures = analyse(config, data)
-    evaluation = learn(config, data)
-    explained = explain_learners(config, data, evaluation, analysis) if evaluation else None
+    with execution.backend(config.execution):  # joblib's processes, or a Dask cluster
+        evaluation = learn(config, data)
+        explained = explain_learners(config, data, evaluation, analysis) if evaluation else None
     tracker = Tracker(Store.from_uri(config.tracking_uri))
     tags = {
         "stratify.version": __version__,

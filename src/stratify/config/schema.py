@@ -188,9 +188,26 @@ class ExplainConfig(_Frozen):
 
 
 class ExecutionConfig(_Frozen):
-    """Where the cross-fitting runs. Results do not depend on it."""
+    """Where the cross-fitting and the explanations run. Results do not depend on it."""
 
+    backend: Literal["local", "dask"] = Field(
+        "local",
+        description="local: joblib worker processes on this machine; dask: a Dask cluster "
+        "(execution.address, or a LocalCluster of n_jobs worker processes).",
+    )
     n_jobs: int = Field(1, ge=-1, description="Worker processes; -1 = all cores.")
+    address: str | None = Field(
+        None,
+        pattern=r"^(tcp|tls)://[^\s/]+:\d+$",
+        description="Dask scheduler, e.g. tcp://scheduler:8786 (backend: dask); "
+        "default: a LocalCluster on this machine.",
+    )
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> ExecutionConfig:
+        if self.address is not None and self.backend != "dask":
+            raise ValueError("execution.address is for backend: dask")
+        return self
 
 
 class ExperimentConfig(_Frozen):
