@@ -30,7 +30,7 @@ from stratify.exceptions import StratifyInputError
 from stratify.explain.learners import Explained, explain_learners, fit_whole_trial
 from stratify.learners.registry import make_learner
 from stratify.plots_benefit import benefit_calibration_plot
-from stratify.report import build_report, check_report_path, write_report
+from stratify.report import CALIBRATION_FIGURE, build_report, check_report_path, write_report
 from stratify.scores import dr_scores
 from stratify.serving import log_learner_model
 from stratify.summary import describe, headline, learner_headline
@@ -207,6 +207,7 @@ def run(
     }
     if evaluation is not None:
         tags["stratify.heterogeneity_method"] = evaluation.heterogeneity_method
+    drawn = draw_figures(config, evaluation, explained)
     run_name = f"{config.name}-{config.config_hash[:7]}"
     with tracker.run(config.experiment_name, run_name=run_name, tags=tags) as run_id:
         tracker.log_params(run_id, config.flat_params())
@@ -216,7 +217,7 @@ def run(
         for path, figure in figures.items():
             tracker.log_figure(run_id, figure, path)
         if explained is not None:
-            _log_explained(tracker, run_id, explained, config.tracking.log_patient_level)
+            _log_explained(tracker, run_id, explained, drawn[""])
         if config.tracking.log_patient_level:
             tracker.log_table(run_id, patient_table(data), "data/trial.csv")
             if evaluation is not None:
@@ -225,7 +226,7 @@ def run(
                 shap_table = explained.patient_table(data.X.index)
                 tracker.log_table(run_id, shap_table, "predictions/benefit_shap.csv")
         children = (
-            _log_learners(tracker, run_id, config, data, evaluation, explained)
+            _log_learners(tracker, run_id, config, data, evaluation, explained, drawn)
             if evaluation
             else {}
         )
@@ -233,7 +234,7 @@ def run(
         provenance |= {"mlflow.run_id": run_id, "mlflow.experiment": config.experiment_name}
         page = build_report(
             config, data, analysis, figures, evaluation, explained, provenance,
-            headline=headline(analysis, data, evaluation, explained),
+            headline=headline(analysis, data, evaluation, explained), drawn=drawn,
         )  # fmt: skip
         tracker.log_text(run_id, page, "report.html")
     if report is not None:
@@ -242,10 +243,27 @@ def run(
     return replace(result, report_path=report)
 
 
-def _log_explained(tracker, run_id, explained: Explained, show_patients: bool) -> None:
-    """The modifier analysis on the parent run: its curve, figure and one-sentence finding
-    (the figure's per-patient SHAP panel only with ``show_patients``)."""
-    for path, figure in explained.figures(show_patients).items():
+def draw_figures(config, evaluation, explained) -> dict[str, dict[str, Figure]]:
+    """Every figure of the explanations and of each learner run, drawn once.
+
+    The runs log them and the report embeds the same figures. Keys: ``""`` for
+    the parent run's modifier figure (its per-patient SHAP panel only with
+    ``tracking.log_patient_level``), each learner's run label for its
+    calibration and SHAP figures; values map artifact paths to figures.
+    """
+    drawn = {"": explained.figures(config.tracking.log_patient_level) if explained else {}}
+    for label, report in evaluation.learners.items() if evaluation else ():
+        title = f"Calibration for benefit: {label}"
+        figures = {CALIBRATION_FIGURE: benefit_calibration_plot(report.calibration, title=title)}
+        if explained is not None:
+            figures |= explained.learners[label].figures(config.horizon)
+        drawn[label] = figures
+    return drawn
+
+
+def _log_explained(tracker, run_id, explained: Explained, figures) -> None:
+    """The modifier analysis on the parent run: its curve, figure and one-sentence finding."""
+    for path, figure in figures.items():
         tracker.log_figure(run_id, figure, path)
     if explained.modifier is not None:
         tracker.log_table(run_id, explained.modifier.table(), "tables/modifier_benefit.csv")
@@ -253,7 +271,7 @@ def _log_explained(tracker, run_id, explained: Explained, show_patients: bool) -
         tracker.set_tags(run_id, {"stratify.modifier_finding": explained.finding})
 
 
-def _log_learners(tracker, parent_id, config, data, evaluation, explained) -> dict[str, str]:
+def _log_learners(tracker, parent_id, config, data, evaluation, explained, drawn):
     """One nested run per learner: parameters, metrics, calibration, its explanation and,
     when the config asks for it, the learner fitted on the whole trial as a pyfunc model."""
     ids = {}
@@ -277,10 +295,10 @@ def _log_learners(tracker, parent_id, config, data, evaluation, explained) -> di
             tracker.log_params(child, params | {f"params.{k}": v for k, v in spec.params.items()})
             tracker.log_metrics(child, report.metrics)
             tracker.log_table(child, report.calibration, "tables/benefit_calibration.csv")
-            figure = benefit_calibration_plot(report.calibration)
-            tracker.log_figure(child, figure, "figures/benefit_calibration.png")
+            for path, figure in drawn[spec.run_label].items():
+                tracker.log_figure(child, figure, path)
             if explanation is not None:
-                _log_learner_explanation(tracker, child, explanation, config)
+                _log_learner_explanation(tracker, child, explanation)
             if config.tracking.log_models:
                 _log_model(tracker, child, spec, config, data, explanation)
         ids[spec.run_label] = child
@@ -307,14 +325,12 @@ def _log_model(tracker, run_id, spec, config, data, explanation) -> None:
     tracker.set_tags(run_id, {"stratify.model_uri": uri})
 
 
-def _log_learner_explanation(tracker, run_id, explanation, config) -> None:
+def _log_learner_explanation(tracker, run_id, explanation) -> None:
     tracker.log_metrics(run_id, explanation.metrics())
     tracker.set_tags(run_id, {"stratify.shap_method": explanation.benefit.method})
     tracker.log_table(run_id, explanation.importance(), "tables/shap_importance.csv")
     if explanation.interactions is not None:
         tracker.log_table(run_id, explanation.interactions, "tables/arm_interactions.csv")
-    for path, figure in explanation.figures(config.horizon).items():
-        tracker.log_figure(run_id, figure, path)
 
 
 def check_learners(config: ExperimentConfig, data: TrialData) -> None:

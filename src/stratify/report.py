@@ -157,6 +157,7 @@ def build_report(
     *,
     headline: str | None = None,
     dpi: int = DPI,
+    drawn: Mapping[str, Mapping[str, Figure]] | None = None,
 ) -> str:
     """The run's report: one self-contained HTML document.
 
@@ -185,6 +186,11 @@ def build_report(
         when there is one, else the overall treatment effect.
     dpi : int
         Resolution of the embedded PNG figures.
+    drawn : mapping, optional
+        Figures already drawn for the run's logging
+        (:func:`stratify.experiment.draw_figures`): ``""`` to the modifier
+        figure, each learner label to its calibration and SHAP figures. They are
+        embedded as they are; whatever is missing is drawn here.
 
     Returns
     -------
@@ -199,7 +205,7 @@ def build_report(
     """
     dpi = _check_dpi(dpi)
     _check_figures(figures)
-    render = _Renderer(config, data, analysis, dpi)
+    render = _Renderer(config, data, analysis, dpi, drawn or {})
     sections = [
         ("trial", "Trial summary", render.trial()),
         ("figures", "Kaplan\u2013Meier and forest plots", render.analysis_figures(figures)),
@@ -318,11 +324,17 @@ def _palette_png(png: bytes) -> bytes:
 # ------------------------------------------------------------------ the sections
 
 
+CALIBRATION_FIGURE = "figures/benefit_calibration.png"
+"""Artifact path of a learner run's benefit-calibration figure."""
+
+
 class _Renderer:
     """The report's sections, from the objects of one run."""
 
-    def __init__(self, config: ExperimentConfig, data: TrialData, analysis: TrialAnalysis, dpi):
+    def __init__(self, config: ExperimentConfig, data: TrialData, analysis: TrialAnalysis, dpi,
+                 drawn: Mapping[str, Mapping[str, Figure]]):  # fmt: skip
         self.config, self.data, self.analysis, self.dpi = config, data, analysis, dpi
+        self.drawn = drawn
         self.horizon = f"{analysis.horizon:g}"
         self.level = f"{100 * (1 - analysis.alpha):g}%"
         self.modifier = data.modifier
@@ -639,7 +651,9 @@ class _Renderer:
             "Predicted, mean (range)",
             f"Observed ({self.level} CI)",
         ]
-        figure = benefit_calibration_plot(table, title=f"Calibration for benefit: {label}")
+        figure = self.drawn.get(label, {}).get(CALIBRATION_FIGURE) or benefit_calibration_plot(
+            table, title=f"Calibration for benefit: {label}"
+        )
         return (
             f"<h4>{_e(label)}</h4>"
             + self.figure(figure, caption)
@@ -704,7 +718,11 @@ class _Renderer:
             ),
         }
         out = f"<h4>{_e(x.label)}</h4>"
-        for path, figure in x.figures(self.analysis.horizon).items():
+        if x.label in self.drawn:
+            figures = {k: v for k, v in self.drawn[x.label].items() if k != CALIBRATION_FIGURE}
+        else:
+            figures = x.figures(self.analysis.horizon)
+        for path, figure in figures.items():
             out += self.figure(figure, captions.get(path, f"{x.label}: {path}."))
         out += _importance_table(x, self.horizon)
         if x.interactions is not None:
@@ -731,8 +749,10 @@ class _Renderer:
             f"{effect.modifier} and its whole bootstrap interval lies inside that range."
         )
         out += self._gate_note(evaluation, effect)
-        show = self.config.tracking.log_patient_level
-        for figure in explained.figures(show_patients=show).values():
+        figures = self.drawn.get("")
+        if figures is None:
+            figures = explained.figures(show_patients=self.config.tracking.log_patient_level)
+        for figure in figures.values():
             out += self.figure(figure, self._modifier_caption(explained))
         out += _crossover_table(effect, self.level)
         if effect.sides:
