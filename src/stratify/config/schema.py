@@ -210,6 +210,27 @@ class ExecutionConfig(_Frozen):
         return self
 
 
+class StudyConfig(_Frozen):
+    """A simulation study: the config's analysis over many simulated trials (``stratify study``)."""
+
+    replicates: int = Field(
+        100, ge=1, le=1_000_000, description="Simulated trials; raise it to extend a study."
+    )
+    first_seed: int = Field(
+        10_000,
+        ge=0,
+        description="Replicate i is the config run with seed first_seed + i (trial and analysis).",
+    )
+    learners: bool = Field(
+        False,
+        description="Also cross-fit the config's learners in every replicate and record each "
+        "learner's heterogeneity p (costly: folds x repeats fits per learner per trial).",
+    )
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="Level at which rejection rates (power) are reported."
+    )
+
+
 class ExperimentConfig(_Frozen):
     """One experiment: which trial, which horizon, where to track it."""
 
@@ -225,6 +246,9 @@ class ExperimentConfig(_Frozen):
     explain: ExplainConfig = ExplainConfig()
     execution: ExecutionConfig = ExecutionConfig()
     tracking: TrackingConfig = TrackingConfig()
+    study: StudyConfig | None = Field(
+        None, description="Simulation study settings (stratify study); runs ignore them."
+    )
     base_dir: Path = Field(
         default_factory=Path.cwd,
         exclude=True,
@@ -297,7 +321,10 @@ class ExperimentConfig(_Frozen):
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (paths as written, relative to the project root)."""
-        return self.model_dump(mode="json")
+        tree = self.model_dump(mode="json")
+        if tree.get("study") is None:
+            tree.pop("study", None)
+        return tree
 
     def to_yaml(self) -> str:
         """The resolved config as YAML."""
@@ -307,10 +334,11 @@ class ExperimentConfig(_Frozen):
     def config_hash(self) -> str:
         """SHA-256 (first 12 hex digits) of what the analysis depends on.
 
-        ``tracking`` and ``execution`` are left out: the same analysis logged to two
-        stores, or run with more workers, has one hash.
+        ``tracking``, ``execution`` and ``study`` are left out: the same analysis logged
+        to two stores, or run with more workers, or as part of a study, has one hash.
         """
-        analysis = {k: v for k, v in self.to_dict().items() if k not in ("tracking", "execution")}
+        skip = ("tracking", "execution", "study")
+        analysis = {k: v for k, v in self.to_dict().items() if k not in skip}
         blob = json.dumps(analysis, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
