@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from joblib import parallel_config
 
 from stratify.exceptions import StratifyInputError
 from stratify.explain import modifier_effect
@@ -78,6 +79,22 @@ def test_same_seed_same_interval():
     two = modifier_effect(m, g, t, e, a, name="m", n_bootstrap=50, random_state=7)
     assert (one.ci_low, one.ci_high) == (two.ci_low, two.ci_high)
     np.testing.assert_array_equal(one.band_low, two.band_low)
+
+
+def test_the_bootstrap_gives_the_same_interval_on_any_number_of_workers():
+    # the resamples are drawn before they are split over workers (joblib.parallel_config)
+    m, g, t, e, a = trial(lambda m: 5.0 - m, noise=3.0)
+    one = modifier_effect(m, g, t, e, a, name="m", n_bootstrap=41, random_state=7)
+    with parallel_config(backend="threading", n_jobs=3):
+        three = modifier_effect(m, g, t, e, a, name="m", n_bootstrap=41, random_state=7)
+    assert (one.crossover, one.ci_low, one.ci_high) == (
+        three.crossover,
+        three.ci_low,
+        three.ci_high,
+    )
+    assert one.crossing_share == three.crossing_share
+    np.testing.assert_array_equal(one.band_low, three.band_low)
+    np.testing.assert_array_equal(one.band_high, three.band_high)
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from joblib import Parallel, delayed, effective_n_jobs
 from statsmodels.nonparametric.smoothers_lowess import lowess
 
 from stratify.exceptions import StratifyInputError
@@ -204,13 +205,8 @@ def modifier_effect(
     crossover, direction = _first_crossing(grid, curve)
 
     rng = np.random.default_rng(random_state)
-    n = len(m)
-    replicates = np.empty((n_bootstrap, GRID_SIZE))
-    crossings = np.empty(n_bootstrap)
-    for r in range(n_bootstrap):
-        rows = rng.integers(0, n, n)
-        replicates[r] = smooth_benefit(m[rows], b[rows], grid, frac)
-        crossings[r] = _crossing_or_beyond(grid, replicates[r], direction or "ends")
+    resamples = [rng.integers(0, len(m), len(m)) for _ in range(n_bootstrap)]
+    replicates, crossings = _bootstrap(m, b, grid, frac, resamples, direction or "ends")
     band_low, band_high = np.nanquantile(replicates, [alpha / 2, 1 - alpha / 2], axis=0)
 
     share = float(np.mean(np.isfinite(crossings)))
@@ -252,6 +248,31 @@ def modifier_effect(
         sides=sides,
     )
     return _with_statement(effect, lo, hi, alpha)
+
+
+def _bootstrap(m, b, grid, frac, resamples, direction) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed curve and crossing of every resample, split over joblib's workers.
+
+    The resamples are drawn beforehand from one generator, so the result is the
+    same, bit for bit, whatever the backend and the number of workers
+    (``joblib.parallel_config``; by default this process does all).
+    """
+    n_jobs = min(effective_n_jobs(None), len(resamples))
+    chunks = np.array_split(np.arange(len(resamples)), n_jobs)
+    parts = Parallel(n_jobs=n_jobs)(
+        delayed(_bootstrap_chunk)(m, b, grid, frac, [resamples[i] for i in chunk], direction)
+        for chunk in chunks
+    )
+    return np.vstack([c for c, _ in parts]), np.concatenate([x for _, x in parts])
+
+
+def _bootstrap_chunk(m, b, grid, frac, resamples, direction) -> tuple[np.ndarray, np.ndarray]:
+    curves = np.empty((len(resamples), len(grid)))
+    crossings = np.empty(len(resamples))
+    for r, rows in enumerate(resamples):
+        curves[r] = smooth_benefit(m[rows], b[rows], grid, frac)
+        crossings[r] = _crossing_or_beyond(grid, curves[r], direction)
+    return curves, crossings
 
 
 def _check_inputs(modifier, benefit, frac, n_bootstrap, alpha) -> tuple[np.ndarray, np.ndarray]:
