@@ -23,6 +23,10 @@ interrupted study resumes where it stopped.
 Usage::
 
     python experiments/heterogeneity_study.py --trials 200 --n-jobs 2 --out study.csv
+
+``--backend dask`` sends the trials to a Dask ``LocalCluster`` of ``--n-jobs`` workers
+(:mod:`stratify.execution`). ``stratify study CONFIG study.learners=true`` runs the same
+per-learner tests for one effect, tracked and resumable in MLflow.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ import yaml
 from joblib import Parallel, delayed
 from scipy.stats import binomtest
 
+from stratify import execution
 from stratify.config.loader import apply_override, validate_config
+from stratify.config.schema import ExecutionConfig
 from stratify.experiment import learn, load_trial
 from stratify.metrics import combine_heterogeneity
 from stratify.progress import track
@@ -119,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=10_000, help="seed of the first trial")
     parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument(
+        "--backend", choices=["local", "dask"], default="local", help="execution.backend"
+    )
     parser.add_argument("--config", type=Path, default=CONFIG, help="config whose learners run")
     parser.add_argument("--out", type=Path, help="CSV of per-trial p-values")
     args = parser.parse_args(argv)
@@ -131,16 +140,17 @@ def main(argv: list[str] | None = None) -> None:
         finished = set(zip(done["effect"], done["seed"], strict=True))
         jobs = [job for job in jobs if job not in finished]
     start = time.perf_counter()
-    rows = Parallel(n_jobs=args.n_jobs, return_as="generator_unordered")(
-        delayed(one_trial)(raw, e, s, args.n, args.repeats) for e, s in jobs
-    )
     new = []
-    for row in track(rows, "simulated trials", len(jobs)):
-        new.append(row)
-        if args.out:
-            pd.DataFrame([row]).to_csv(
-                args.out, mode="a", header=not args.out.exists(), index=False
-            )
+    with execution.backend(ExecutionConfig(backend=args.backend, n_jobs=args.n_jobs)):
+        rows = Parallel(n_jobs=args.n_jobs, return_as="generator_unordered")(
+            delayed(one_trial)(raw, e, s, args.n, args.repeats) for e, s in jobs
+        )
+        for row in track(rows, "simulated trials", len(jobs)):
+            new.append(row)
+            if args.out:
+                pd.DataFrame([row]).to_csv(
+                    args.out, mode="a", header=not args.out.exists(), index=False
+                )
     elapsed = time.perf_counter() - start
     results = pd.concat([done, pd.DataFrame(new)], ignore_index=True)
     results = results[results["effect"].isin(effects)]
