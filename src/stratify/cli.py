@@ -1,4 +1,4 @@
-"""The ``stratify`` command: run, validate, simulate, ui, compare, study.
+"""The ``stratify`` command: run, validate, simulate, ui, compare, study, server.
 
 This module owns argument parsing and what the user sees in the terminal. Bad
 input (a :class:`~stratify.exceptions.StratifyInputError`) is printed as one
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stratify import __version__, compare, study
+from stratify import __version__, compare, server, study
 from stratify.exceptions import StratifyInputError
 from stratify.files import write_atomically
 from stratify.formatting import hazard_ratio, names
@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
     compare.add_parser(sub)
     study.add_parser(sub)
+    server.add_parser(sub)
     return parser
 
 
