@@ -12,13 +12,13 @@ from stratify.exceptions import StratifyInputError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".csv.gz", ".tsv.gz", ".parquet", ".pq"])
 def test_round_trip(tmp_path, trial_frame, suffix):
     path = tmp_path / f"trial{suffix}"
-    if suffix == ".parquet":
+    if suffix in (".parquet", ".pq"):
         trial_frame.to_parquet(path, index=False)
     else:
-        trial_frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+        trial_frame.to_csv(path, index=False, sep="\t" if suffix.startswith(".tsv") else ",")
     pd.testing.assert_frame_equal(read_table(path), trial_frame, check_dtype=False)
 
 
@@ -33,10 +33,19 @@ def test_missing_file(tmp_path):
     assert "data.path: file not found" in _message(tmp_path / "absent.csv")
 
 
+def test_a_folder_is_not_a_file(tmp_path):
+    folder = tmp_path / "trial.csv"
+    folder.mkdir()
+    assert _message(folder) == f"data.path: {folder} is a folder, not a file"
+
+
 def test_unsupported_suffix(tmp_path):
     path = tmp_path / "trial.xlsx"
     path.write_text("x")
     assert "unsupported file type '.xlsx'" in _message(path)
+    gz = tmp_path / "trial.gz"
+    gz.write_bytes(b"x")
+    assert "unsupported file type '.gz'" in _message(gz)
 
 
 def test_empty_and_header_only_csv(tmp_path):

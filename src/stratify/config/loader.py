@@ -6,20 +6,72 @@ against the *project root* of the config file: the nearest folder at or above
 it that holds a ``pyproject.toml`` or ``.git``, else the config file's own
 folder. So ``stratify run configs/mirocals.yaml`` writes to ``./mlruns/`` of
 the project wherever it is started from.
+
+Every error is one :class:`StratifyInputError` line: values and keys quoted in it
+are cut when long and line breaks in them are escaped, and a config nested too
+deeply or too large (YAML aliases that refer to themselves or expand without
+end) is refused before validation.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from stratify.config.schema import ExperimentConfig
 from stratify.exceptions import StratifyInputError
+
+#: Deepest nesting of mappings and lists a config may have.
+MAX_DEPTH = 32
+#: Most values (keys, items, scalars) a config may hold.
+MAX_VALUES = 100_000
+#: Longest key or value quoted in a message, and longest message, in characters.
+_WIDTH, _MAX_MESSAGE = 60, 1000
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _cut(text: str, width: int = _WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _show(value: object) -> str:
+    """``repr`` of a value from the config, cut if long."""
+    try:
+        return _cut(repr(value))
+    except ValueError:  # an int too long to print (over 4,300 digits)
+        return f"<{type(value).__name__} too large to show>"
+
+
+def _one_line_errors(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Make the :class:`StratifyInputError` of an entry point one printable line.
+
+    Line breaks and other unprintable characters (from keys, labels or paths)
+    are escaped, and very long messages are cut.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except StratifyInputError as exc:
+            text = str(exc)
+            if text.isprintable() and len(text) <= _MAX_MESSAGE:
+                raise
+            text = "".join(
+                c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+            )
+            raise StratifyInputError(_cut(text, _MAX_MESSAGE)) from None
+
+    return wrapper
 
 
 def project_root(path: Path) -> Path:
@@ -34,6 +86,7 @@ def project_root(path: Path) -> Path:
     return start
 
 
+@_one_line_errors
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Read a YAML config, apply ``key=value`` overrides and validate it.
 
@@ -62,14 +115,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise StratifyInputError(f"config file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise StratifyInputError(f"config file {path}: not UTF-8 text") from None
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None)
-        detail = f": {problem}" if problem else ""
-        raise StratifyInputError(f"config file {path}: not valid YAML{where}{detail}") from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise StratifyInputError(f"config file {path}: {exc}") from None
+    raw = _parse_yaml(text, f"config file {path}")
     if not isinstance(raw, dict):
         raise StratifyInputError(f"config file {path}: expected a mapping of keys to values")
     for item in overrides:
@@ -77,13 +125,44 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return validate_config(raw, base_dir=project_root(path), source=str(path))
 
 
+def _parse_yaml(text: str, what: str) -> Any:
+    """YAML text as plain data, or a one-line error starting with ``what``."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None)
+        detail = f": {problem}" if problem else ""
+        raise StratifyInputError(f"{what}: not valid YAML{where}{detail}") from None
+    except RecursionError:
+        raise StratifyInputError(f"{what}: not valid YAML: nested too deeply") from None
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping, or a list as a key."""
+
+    def construct_object(self, node, deep=False):
+        """A value; one YAML cannot build (a date 2024-13-01, 5,000 digits) is an error."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            if "integer string conversion" in reason:
+                reason = "a number with more than 4300 digits"
+            problem = f"cannot read {_show(node.value)}" + (f" ({_cut(reason)})" if reason else "")
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key cannot be a list or a mapping", key_node.start_mark
+                ) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key '{key}' is given twice", key_node.start_mark
@@ -92,6 +171,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+@_one_line_errors
 def apply_override(raw: dict[str, Any], item: str) -> None:
     """Set a dotted ``key=value`` in a raw config mapping, in place.
 
@@ -104,8 +184,10 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     """
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
-        raise StratifyInputError(f"override {item!r}: expected key=value, e.g. seed=3")
+        raise StratifyInputError(f"override {_show(item)}: expected key=value, e.g. seed=3")
     parts = key.strip().split(".")
+    if not all(parts):
+        raise StratifyInputError(f"override {_show(item)}: empty name in the key '{_cut(key)}'")
     node = raw
     for i, part in enumerate(parts[:-1]):
         child = node.get(part)
@@ -113,18 +195,16 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
             child = node[part] = {}
         if not isinstance(child, dict):
             where = ".".join(parts[: i + 1])
-            raise StratifyInputError(f"override {item!r}: '{where}' is not a section")
+            raise StratifyInputError(f"override {_show(item)}: '{_cut(where)}' is not a section")
         node = child
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise StratifyInputError(f"override {item!r}: value is not valid YAML") from None
+    parsed = _parse_yaml(value, f"override {_show(item)}: value")
     if parsed is None:
         node.pop(parts[-1], None)
     else:
         node[parts[-1]] = parsed
 
 
+@_one_line_errors
 def validate_config(
     raw: dict[str, Any], *, base_dir: Path | None = None, source: str = "config"
 ) -> ExperimentConfig:
@@ -136,22 +216,62 @@ def validate_config(
         Naming the first offending key, with the closest valid key when the
         key is unknown.
     """
+    if not isinstance(raw, dict):
+        raise StratifyInputError(f"{source}: expected a mapping of keys to values")
+    bad_keys = [k for k in raw if not isinstance(k, str)]
+    if bad_keys:
+        raise StratifyInputError(
+            f"{source}: key {_show(bad_keys[0])} is not a name (keys are text)"
+        )
     if "base_dir" in raw:
         raise StratifyInputError(f"{source}: unknown key 'base_dir'")
+    _check_size(raw, source)
     try:
         return ExperimentConfig(**raw, base_dir=base_dir or Path.cwd())
     except ValidationError as exc:
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         raise StratifyInputError(f"{source}: {_describe(errors[0])}") from None
-    except TypeError as exc:  # non-string keys at the top level
-        raise StratifyInputError(f"{source}: {exc}") from None
+
+
+def _check_size(raw: dict[str, Any], source: str) -> None:
+    """Refuse a config nested more than :data:`MAX_DEPTH` deep or holding over :data:`MAX_VALUES`.
+
+    YAML aliases can make a structure that refers to itself (``a: &x [*x]``) or
+    that expands exponentially; both are caught here, without recursion.
+    """
+    stack: list[tuple[tuple, Any]] = [((), raw)]
+    count = 0
+    while stack:
+        path, node = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise StratifyInputError(
+                f"{source}: more than {MAX_VALUES} values (YAML aliases expanding?)"
+            )
+        if len(path) > MAX_DEPTH:
+            where = ".".join(_cut(str(p)) for p in path[:4])
+            raise StratifyInputError(
+                f"{source}: {where}: nested more than {MAX_DEPTH} levels deep "
+                "(or a YAML alias that refers to itself)"
+            )
+        if isinstance(node, dict):
+            stack.extend(((*path, k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(node))
 
 
 def _describe(error: dict[str, Any]) -> str:
-    loc, union_branch = _field_path(error["loc"])
-    key = ".".join(loc) or "config"
+    raw_loc = tuple(error["loc"])
+    if error["type"] == "invalid_key" or "[key]" in raw_loc:
+        # a key that is not text: pydantic puts it last, or before "[key]" for dict fields
+        parent = raw_loc[: raw_loc.index("[key]") - 1] if "[key]" in raw_loc else raw_loc[:-1]
+        where = ".".join(_field_path(parent)[0]) or "config"
+        return f"{where}: key {_show(error.get('input'))} is not a name (keys are text)"
+    loc, union_branch = _field_path(raw_loc)
+    key = ".".join(_cut(part) for part in loc) or "config"
+    got = _show(error.get("input"))
     if union_branch:
-        return f"{key}: not a valid value of this field (got {error.get('input')!r})"
+        return f"{key}: not a valid value of this field (got {got})"
     if error["type"] == "extra_forbidden":
         hint = _closest(loc)
         return f"unknown key '{key}'" + (f"; did you mean '{hint}'?" if hint else "")
@@ -160,7 +280,7 @@ def _describe(error: dict[str, Any]) -> str:
     message = re.sub(r" or instance of \w+", "", error["msg"].removeprefix("Value error, "))
     if key == "config" or error["type"] == "value_error":
         return message if key in ("config", "data") else f"{key}: {message}"
-    return f"{key}: {message} (got {error.get('input')!r})"
+    return f"{key}: {message} (got {got})"
 
 
 def _field_path(loc: tuple) -> tuple[list[str], bool]:
@@ -182,7 +302,7 @@ def _field_path(loc: tuple) -> tuple[list[str], bool]:
         if model is None and not str(part).startswith("function-"):
             return path, True
         if model is not None and len(path) + 1 == len(loc):
-            path.append(part)  # an unknown key: keep it for the message
+            path.append(str(part))  # an unknown key: keep it for the message
     return path, False
 
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Largest seed: numpy's legacy generators and scikit-learn take seeds in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
 
 
 def is_local_folder(uri: str) -> bool:
@@ -40,7 +44,9 @@ class SimulateConfig(_Frozen):
         "mirocals", description="Simulator design (see stratify.data.simulate.DESIGNS)."
     )
     n: int = Field(220, ge=20, description="Number of randomised patients.")
-    seed: int | None = Field(None, description="Seed of the simulated trial; default: `seed`.")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="Seed of the simulated trial; default: `seed`."
+    )
     effect: Literal["mirocals", "none", "common"] = Field(
         "mirocals",
         description="Treatment effect: the calibrated pNFH-dependent one, none, or one common HR.",
@@ -120,6 +126,25 @@ class TrackingConfig(_Frozen):
         "derive from individual patients, so models go to the store only when asked for.",
     )
 
+    @field_validator("uri", "experiment")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        if value is not None and re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", value):
+            raise ValueError("must not contain line breaks or other control characters")
+        return value
+
+    @field_validator("uri")
+    @classmethod
+    def _home_folder_exists(cls, value: str) -> str:
+        path = value.removeprefix("sqlite:///") if value.startswith("sqlite:///") else value
+        if path.startswith("~") and (path != value or is_local_folder(value)):
+            try:
+                Path(path).expanduser()
+            except RuntimeError:  # ~name of a user this machine does not know
+                user = path.split("/")[0]
+                raise ValueError(f"cannot find the home folder of '{user}'") from None
+        return value
+
 
 class LearnerSpec(_Frozen):
     """One treatment-effect learner, by registry name (never an import path)."""
@@ -129,6 +154,28 @@ class LearnerSpec(_Frozen):
         None, pattern=r"^[A-Za-z0-9_.\-]+$", description="Name of its nested run; default: name."
     )
     params: dict[str, Any] = Field({}, description="Parameters of the learner (its docstring).")
+
+    @field_validator("params")
+    @classmethod
+    def _plain_data(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Parameters are numbers, text, true/false, null, or lists and mappings of them.
+
+        YAML can also build bytes (``!!binary``), sets and dates, which the run could not
+        record (the config hash and MLflow params are JSON).
+        """
+        stack = [(str(k), v) for k, v in value.items()]
+        while stack:
+            key, item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend((f"{key}.{k}", v) for k, v in item.items())
+            elif isinstance(item, list):
+                stack.extend((f"{key}.{i}", v) for i, v in enumerate(item))
+            elif item is not None and not isinstance(item, bool | int | float | str):
+                raise ValueError(
+                    f"'{key}' must be a number, text, true/false, null, or a list or mapping "
+                    f"of them (got {type(item).__name__})"
+                )
+        return value
 
     @property
     def run_label(self) -> str:
@@ -195,13 +242,20 @@ class ExecutionConfig(_Frozen):
         description="local: joblib worker processes on this machine; dask: a Dask cluster "
         "(execution.address, or a LocalCluster of n_jobs worker processes).",
     )
-    n_jobs: int = Field(1, ge=-1, description="Worker processes; -1 = all cores.")
+    n_jobs: int = Field(1, ge=-1, description="Worker processes; -1 = all cores (not 0).")
     address: str | None = Field(
         None,
         pattern=r"^(tcp|tls)://[^\s/]+:\d+$",
         description="Dask scheduler, e.g. tcp://scheduler:8786 (backend: dask); "
         "default: a LocalCluster on this machine.",
     )
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _some_workers(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("0 workers cannot run anything; use 1, 2, ... or -1 (all cores)")
+        return value
 
     @model_validator(mode="after")
     def _address_needs_dask(self) -> ExecutionConfig:
@@ -219,6 +273,7 @@ class StudyConfig(_Frozen):
     first_seed: int = Field(
         10_000,
         ge=0,
+        le=MAX_SEED,
         description="Replicate i is the config run with seed first_seed + i (trial and analysis).",
     )
     learners: bool = Field(
@@ -237,8 +292,10 @@ class ExperimentConfig(_Frozen):
     name: str = Field(
         ..., min_length=1, pattern=r"^[A-Za-z0-9_.\- ]+$", description="Experiment name."
     )
-    seed: int = Field(0, description="Seed for everything random in the run.")
-    horizon: float = Field(..., gt=0, description="Time horizon for survival and RMST (days).")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed for everything random in the run.")
+    horizon: float = Field(
+        ..., gt=0, allow_inf_nan=False, description="Time horizon for survival and RMST (days)."
+    )
     data: DataConfig
     learners: list[LearnerSpec] = Field([], description="Treatment-effect learners to cross-fit.")
     cv: CVConfig = CVConfig()

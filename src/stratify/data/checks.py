@@ -3,21 +3,126 @@
 Each check returns clean arrays or raises :class:`StratifyInputError` with one
 line naming the column and the problem. Rows are named by their position in the
 table, counting the first data row as row 1 (a CSV's line number minus one).
+
+The helpers at the top keep those lines short and on one line whatever the
+table holds: :func:`show` and :func:`label` cut long values and names,
+:func:`one_line` escapes line breaks and other control characters, and
+:func:`to_numbers` converts a column without ever raising.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from stratify.exceptions import StratifyInputError
 
+#: Longest value or name quoted in a message, in characters.
+WIDTH = 60
+#: Longest message, in characters (the rest is cut).
+MAX_MESSAGE = 1000
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _cut(text: str, width: int = WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
 
 def show(value: object) -> str:
-    """A value as the user wrote it (numpy scalars shown as plain numbers)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
+    """A value as the user wrote it (numpy scalars shown as plain numbers), cut if long."""
+    value = value.item() if isinstance(value, np.generic) else value
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (over 4,300 digits)
+        text = f"<{type(value).__name__} too large to show>"
+    return _cut(text)
+
+
+def label(name: object) -> str:
+    """A column or key name for a message, cut if long."""
+    return _cut(str(name))
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped (``\\n``), cut if long.
+
+    Examples
+    --------
+    >>> one_line("column 'a\\nb' not found")
+    "column 'a\\\\nb' not found"
+    """
+    if not text.isprintable():
+        text = "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+        )
+    return _cut(text, MAX_MESSAGE)
+
+
+def one_line_errors(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorate an entry point so that its :class:`StratifyInputError` is one printable line."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except StratifyInputError as exc:
+            message = one_line(str(exc))
+            if message == str(exc):
+                raise
+            raise StratifyInputError(message) from None
+
+    return wrapper
+
+
+def to_numbers(col: pd.Series) -> pd.Series:
+    """A column as floats: NaN where a cell is missing or is not a real number.
+
+    Never raises: dates, durations, complex numbers, lists and integers too
+    large for a float all become NaN, for the caller to name as non-numeric.
+    Booleans become 0 and 1.
+    """
+    kind = getattr(col.dtype, "kind", "O")
+    if kind in "mMc":  # durations, dates, complex numbers
+        return pd.Series(np.nan, index=col.index)
+    try:
+        values = pd.to_numeric(col, errors="coerce")
+    except (TypeError, ValueError, OverflowError):
+        values = col
+    if getattr(values.dtype, "kind", "O") not in "biuf":
+        values = col.map(_number, na_action="ignore")
+    return pd.Series(values.to_numpy(dtype=float, na_value=np.nan), index=col.index)
+
+
+def _number(value: object) -> float:
+    if isinstance(value, complex | np.complexfloating):
+        return np.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return np.nan
+
+
+def first_nested(col: pd.Series) -> int | None:
+    """Position of the first cell holding a list, mapping, set or array (None if none)."""
+    if getattr(col.dtype, "kind", "O") != "O":
+        return None
+    nested = col.map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray)).to_numpy()
+    return int(np.flatnonzero(nested)[0]) if nested.any() else None
+
+
+def refuse_nested(col: pd.Series, what: str) -> None:
+    """Raise if a cell holds a list, mapping, set or array instead of one value."""
+    i = first_nested(col)
+    if i is not None:
+        raise StratifyInputError(
+            f"{what}: row {i + 1} holds {show(col.iloc[i])}, not a single value"
+        )
 
 
 def _row(mask) -> int:
@@ -26,36 +131,60 @@ def _row(mask) -> int:
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
-    """Raise if any of ``columns`` is missing, listing the columns the table has."""
+    """Raise if any of ``columns`` is missing or appears more than once in the table.
+
+    A missing column's message lists the columns the table has.
+    """
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        have = ", ".join(map(str, frame.columns[:12]))
+        have = ", ".join(map(label, frame.columns[:12]))
         raise StratifyInputError(
-            f"column '{missing[0]}' not found in the data (columns: {have}"
+            f"column '{label(missing[0])}' not found in the data (columns: {have}"
             f"{', ...' if frame.shape[1] > 12 else ''})"
+        )
+    refuse_duplicate_columns(frame, columns)
+
+
+def refuse_duplicate_columns(frame: pd.DataFrame, columns: Sequence[object]) -> None:
+    """Raise if one of ``columns`` names more than one column of the table."""
+    counts = frame.columns.value_counts()
+    twice = [c for c in columns if counts.get(c, 0) > 1]
+    if twice:
+        raise StratifyInputError(
+            f"column '{label(twice[0])}' appears {counts[twice[0]]} times in the data; "
+            "give each column its own name"
         )
 
 
 def check_time(col: pd.Series, name: str) -> np.ndarray:
     """Follow-up times: numeric, present, finite and > 0."""
-    values = pd.to_numeric(col, errors="coerce")
-    bad = values.isna() & col.notna()
+    if pd.api.types.is_bool_dtype(col) or getattr(col.dtype, "kind", "O") in "mM":
+        raise StratifyInputError(
+            f"column '{label(name)}': times must be numbers (days), not {col.dtype} values "
+            f"such as {show(col.iloc[0]) if len(col) else 'these'}"
+        )
+    values = to_numbers(col).to_numpy()
+    present = col.notna().to_numpy()
+    bad = np.isnan(values) & present
     if bad.any():
         raise StratifyInputError(
-            f"column '{name}': non-numeric time {show(col[bad].iloc[0])} in row {_row(bad)}"
+            f"column '{label(name)}': non-numeric time {show(col.iloc[_row(bad) - 1])} "
+            f"in row {_row(bad)}"
         )
-    if values.isna().any():
+    if not present.all():
         raise StratifyInputError(
-            f"column '{name}': {int(values.isna().sum())} missing time(s), first in row "
-            f"{_row(values.isna())}"
+            f"column '{label(name)}': {int((~present).sum())} missing time(s), first in row "
+            f"{_row(~present)}"
         )
-    values = values.to_numpy(dtype=float)
     if not np.isfinite(values).all():
-        raise StratifyInputError(f"column '{name}': times must be finite")
+        raise StratifyInputError(
+            f"column '{label(name)}': times must be finite; row {_row(~np.isfinite(values))} "
+            f"has {values[~np.isfinite(values)][0]:g}"
+        )
     if (values <= 0).any():
         i = int(np.argmax(values <= 0))
         raise StratifyInputError(
-            f"column '{name}': times must be > 0; row {i + 1} has {values[i]:g}"
+            f"column '{label(name)}': times must be > 0; row {i + 1} has {values[i]:g}"
         )
     return values
 
@@ -63,17 +192,17 @@ def check_time(col: pd.Series, name: str) -> np.ndarray:
 def check_event(col: pd.Series, name: str) -> np.ndarray:
     """Event indicator: 0/1 (or boolean), present; returned as bool."""
     if col.isna().any():
-        raise StratifyInputError(f"column '{name}': {int(col.isna().sum())} missing event value(s)")
-    if pd.api.types.is_bool_dtype(col):
-        col = col.astype(int)
-    values = pd.to_numeric(col, errors="coerce")
-    ok = values.isin([0, 1])
+        raise StratifyInputError(
+            f"column '{label(name)}': {int(col.isna().sum())} missing event value(s)"
+        )
+    values = to_numbers(col).to_numpy()
+    ok = (values == 0) | (values == 1)
     if not ok.all():
         raise StratifyInputError(
-            f"column '{name}': events must be 0 (censored) or 1 (event); "
-            f"found {show(col[~ok].iloc[0])} in row {_row(~ok)}"
+            f"column '{label(name)}': events must be 0 (censored) or 1 (event); "
+            f"found {show(col.iloc[_row(~ok) - 1])} in row {_row(~ok)}"
         )
-    return values.to_numpy(dtype=int).astype(bool)
+    return values == 1
 
 
 def check_arm(col: pd.Series, name: str, treated: object) -> tuple[np.ndarray, tuple]:
@@ -83,31 +212,35 @@ def check_arm(col: pd.Series, name: str, treated: object) -> tuple[np.ndarray, t
     treated; any other coding must name the treated label, so that a trial coded
     1/2 is never analysed with its arms silently swapped.
     """
+    refuse_nested(col, f"column '{label(name)}'")
     if col.isna().any():
-        raise StratifyInputError(f"column '{name}': {int(col.isna().sum())} missing arm value(s)")
+        raise StratifyInputError(
+            f"column '{label(name)}': {int(col.isna().sum())} missing arm value(s)"
+        )
     levels = list(pd.unique(col))
     if len(levels) != 2:
         shown = ", ".join(map(show, levels[:5]))
         raise StratifyInputError(
-            f"column '{name}': a two-arm trial needs exactly two arm values; found "
+            f"column '{label(name)}': a two-arm trial needs exactly two arm values; found "
             f"{len(levels)} ({shown})"
         )
     values = ", ".join(map(show, sorted(levels, key=str)))
     if treated is None:
         if {_plain(v) for v in levels} != {0, 1}:
             raise StratifyInputError(
-                f"column '{name}' has values {values}: set data.treated to the treated arm's label"
+                f"column '{label(name)}' has values {values}: "
+                "set data.treated to the treated arm's label"
             )
         treated = 1
     if isinstance(treated, bool) and not pd.api.types.is_bool_dtype(col):
         raise StratifyInputError(
-            f"data.treated is {treated} but column '{name}' has values {values} "
+            f"data.treated is {treated} but column '{label(name)}' has values {values} "
             "(YAML reads unquoted yes/no/on/off as true/false: quote the label)"
         )
     match = [lv for lv in levels if _plain(lv) == _plain(treated) or str(lv) == str(treated)]
     if not match:
         raise StratifyInputError(
-            f"treated arm label {show(treated)} is not a value of column '{name}' "
+            f"treated arm label {show(treated)} is not a value of column '{label(name)}' "
             f"(values: {values}); set data.treated"
         )
     treated_label = match[0]
@@ -125,16 +258,17 @@ def _plain(value: object) -> object:
 
 
 def check_ids(col: pd.Series, name: str) -> pd.Index:
-    """Patient ids: present and unique."""
+    """Patient ids: present, single values and unique."""
+    refuse_nested(col, f"id column '{label(name)}'")
     if col.isna().any():
         raise StratifyInputError(
-            f"id column '{name}': {int(col.isna().sum())} missing id(s), first in row "
+            f"id column '{label(name)}': {int(col.isna().sum())} missing id(s), first in row "
             f"{_row(col.isna())}"
         )
     dup = col.duplicated()
     if dup.any():
         raise StratifyInputError(
-            f"id column '{name}': id {show(col[dup].iloc[0])} appears more than once "
+            f"id column '{label(name)}': id {show(col.iloc[_row(dup) - 1])} appears more than once "
             f"({int(dup.sum())} duplicate(s))"
         )
     return pd.Index(col.to_numpy(), name=name)
@@ -148,7 +282,7 @@ def missing_mask(frame: pd.DataFrame, covariates: list[str], policy: str):
         return np.ones(len(frame), dtype=bool), {}
     if policy == "error":
         counts = na.sum()
-        detail = ", ".join(f"'{c}' ({n})" for c, n in counts[counts > 0].items())
+        detail = ", ".join(f"'{label(c)}' ({n})" for c, n in counts[counts > 0].items())
         raise StratifyInputError(
             f"missing covariate values in {int(rows.sum())} patient(s): columns {detail}; "
             "set data.missing: complete_case to exclude them, or drop those covariates"

@@ -21,10 +21,18 @@ from stratify.data.checks import (
     check_event,
     check_ids,
     check_time,
+    label,
     missing_mask,
+    one_line_errors,
     require_columns,
 )
-from stratify.data.covariates import TRUTH_COLUMNS, encode_covariates, resolve_covariates
+from stratify.data.covariates import (
+    TRUTH_COLUMNS,
+    encode_covariates,
+    numbers_as_float,
+    refuse_infinite,
+    resolve_covariates,
+)
 from stratify.data.covariates import log_transform as log_transform_columns
 from stratify.exceptions import StratifyInputError
 
@@ -114,6 +122,7 @@ class TrialData:
         return line
 
     @classmethod
+    @one_line_errors
     def from_frame(
         cls,
         frame: pd.DataFrame,
@@ -162,7 +171,8 @@ class TrialData:
         Raises
         ------
         StratifyInputError
-            With a one-line message naming the column and the problem.
+            With a one-line message naming the column and the problem (line
+            breaks and control characters in names are escaped).
 
         Examples
         --------
@@ -173,6 +183,8 @@ class TrialData:
         '4 patients used (2 treated, 2 control), 3 events'
         """
         require_columns(frame, [time, event, arm] + ([id_column] if id_column else []))
+        if len(frame) == 0:
+            raise StratifyInputError("the data have no rows (no patients)")
         reserved = {time, event, arm} | ({id_column} if id_column else set())
         covariates = resolve_covariates(frame, covariates, reserved=reserved, modifier=modifier)
         require_columns(frame, covariates + ([modifier] if modifier else []))
@@ -181,18 +193,24 @@ class TrialData:
                 f"data.log_transform: the modifier '{modifier}' keeps its own units "
                 "(cut-points and the interaction are per unit of it)"
             )
+        frame = numbers_as_float(frame, covariates + ([modifier] if modifier else []))
         frame, covariates = log_transform_columns(frame, log_transform, covariates)
         used = covariates + ([modifier] if modifier and modifier not in covariates else [])
         t, e = check_time(frame[time], time), check_event(frame[event], event)
         a, labels = check_arm(frame[arm], arm, treated)
         ids = check_ids(frame[id_column], id_column) if id_column else None
+        refuse_infinite(frame, used)
         keep, exclusions = missing_mask(frame, used, missing)
+        if not keep.any():
+            raise StratifyInputError(
+                f"no patients left: all {len(frame)} have a missing covariate value"
+            )
         if e[keep].sum() == 0:
-            raise StratifyInputError(f"column '{event}': no events among the patients used")
+            raise StratifyInputError(f"column '{label(event)}': no events among the patients used")
         if len(np.unique(a[keep])) < 2:
-            raise StratifyInputError(f"column '{arm}': only one arm left after exclusions")
+            raise StratifyInputError(f"column '{label(arm)}': only one arm left after exclusions")
         if modifier is not None and not pd.api.types.is_numeric_dtype(frame[modifier]):
-            raise StratifyInputError(f"modifier column '{modifier}' must be numeric")
+            raise StratifyInputError(f"modifier column '{label(modifier)}' must be numeric")
         X = encode_covariates(frame.loc[keep, used])
         X.index = ids[keep] if ids is not None else pd.Index(frame.index[keep], name="patient")
         adjustment = tuple(c for c in X.columns if c != modifier or modifier in covariates)
