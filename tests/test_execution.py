@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from joblib import Parallel, delayed
 
 from stratify import execution
 from stratify.config import load_config
 from stratify.exceptions import StratifyInputError
+from stratify.execution import WorkerLostError
 from stratify.experiment import learn, load_trial
 from stratify.explain.learners import explain_learners
 
@@ -73,3 +76,10 @@ def test_an_unreachable_scheduler_is_one_clear_error(tmp_path):
 def test_bad_execution_settings_are_refused(tmp_path, overrides, message):
     with pytest.raises(StratifyInputError, match=message):
         _config(tmp_path, *overrides)
+
+
+def test_a_local_worker_that_dies_is_one_clear_error(tmp_path):
+    config = _config(tmp_path, "execution.n_jobs=2")
+    expected = r"^a worker process died \(killed, or out of memory\) during the parallel work; "
+    with pytest.raises(WorkerLostError, match=expected), execution.backend(config.execution):
+        Parallel(n_jobs=2)(delayed(os._exit)(1) for _ in range(2))

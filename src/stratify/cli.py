@@ -2,7 +2,12 @@
 
 This module owns argument parsing and what the user sees in the terminal. Bad
 input (a :class:`~stratify.exceptions.StratifyInputError`) is printed as one
-line, ``error: ...``, with exit status 2 and no traceback; Ctrl-C exits 130.
+line, ``error: ...``, with exit status 2 and no traceback. A failure of the
+machine rather than of the input (a worker process that died, a store that
+failed while recording: :class:`~stratify.execution.WorkerLostError`,
+:class:`~stratify.tracking.StoreError`) is one line too, with exit status 1.
+Ctrl-C and SIGTERM print ``interrupted`` and exit 130. Anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from stratify.exceptions import StratifyInputError
 from stratify.files import write_atomically
 from stratify.formatting import hazard_ratio, names
 
+EXIT_FAILURE = 1
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -36,8 +42,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if not _is_failure(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _is_failure(exc: Exception) -> bool:
+    """Whether ``exc`` is a failure of the machine (a worker process that died, a store that
+    failed while recording), told in one line, rather than a bug."""
+    from stratify.execution import WorkerLostError
+    from stratify.tracking import StoreError
+
+    return isinstance(exc, WorkerLostError | StoreError)
 
 
 def _terminate(signum, frame) -> None:

@@ -2,8 +2,9 @@
 
 ``run(config) -> Result`` is what ``stratify run`` calls, and what tests call
 in-process. Everything that can fail on the user's input (config, data, the
-analysis and its figures) happens before the tracking run is created; the open
-run only records, and a failure while recording closes it as FAILED with an
+analysis and its figures) happens before the tracking run is created, and the
+store is opened (and checked) before the expensive work starts; the open run
+only records, and a failure while recording closes it as FAILED with an
 ``error`` tag.
 """
 
@@ -167,11 +168,12 @@ def run(
 ) -> Result:
     """Run an experiment and record it as one MLflow run.
 
-    Input and analysis errors, and a report path that cannot be written,
-    stop the experiment before the run is created; a failure while logging
-    (figures, tables, the report, models) closes the run as FAILED with an
-    ``error`` tag. Every run logs its self-contained HTML report as the
-    artifact ``report.html``.
+    Input and analysis errors, a report path that cannot be written and a
+    store that cannot be opened stop the experiment before the work starts;
+    a worker process that dies stops it before the run is created. A failure
+    while logging (figures, tables, the report, models) closes the run as
+    FAILED with an ``error`` tag. Every run logs its self-contained HTML
+    report as the artifact ``report.html``.
 
     Parameters
     ----------
@@ -187,16 +189,25 @@ def run(
     Returns
     -------
     Result
+
+    Raises
+    ------
+    StratifyInputError
+        On bad input, or a store that cannot be reached or opened.
+    stratify.execution.WorkerLostError
+        If a worker process dies during the work (no run is created).
+    stratify.tracking.StoreError
+        If the store fails while the run is recorded (the run is closed FAILED).
     """
     if report is not None:
         report = check_report_path(report)
     data = load_trial(config) if data is None else data
     check_learners(config, data)
     analysis, figures = analyse(config, data)
+    tracker = open_tracker(config)  # a store that cannot be used fails before the work
     with execution.backend(config.execution):  # joblib's processes, or a Dask cluster
         evaluation = learn(config, data)
         explained = explain_learners(config, data, evaluation, analysis) if evaluation else None
-    tracker = Tracker(Store.from_uri(config.tracking_uri))
     tags = {
         "stratify.version": __version__,
         "stratify.git_commit": _git_commit(),
@@ -241,6 +252,23 @@ def run(
         write_report(page, report)
     result = Result(config, data, analysis, run_id, tracker.store, evaluation, children, explained)
     return replace(result, report_path=report)
+
+
+def open_tracker(config: ExperimentConfig) -> Tracker:
+    """The config's store, opened and checked, with its experiment in place.
+
+    Opening it also closes the runs that ended processes of this host left RUNNING
+    (:meth:`stratify.tracking.Tracker.close_orphans`).
+
+    Raises
+    ------
+    StratifyInputError
+        Naming ``tracking.uri`` (or ``tracking.experiment``) if the store cannot be
+        reached, opened or used.
+    """
+    tracker = Tracker(Store.from_uri(config.tracking_uri))
+    tracker.experiment_id(config.experiment_name)
+    return tracker
 
 
 def draw_figures(config, evaluation, explained) -> dict[str, dict[str, Figure]]:
@@ -313,15 +341,16 @@ def _log_model(tracker, run_id, spec, config, data, explanation) -> None:
     if learner is None:
         learner = fit_whole_trial(spec.name, dict(spec.params), config, data)
     k = config.explain.times
-    uri = log_learner_model(
-        tracker,
-        run_id,
-        learner,
-        covariates=data.covariates,
-        horizon=config.horizon,
-        times=np.linspace(config.horizon / k, config.horizon, k),
-        input_example=data.X.head(3) if config.tracking.log_patient_level else None,
-    )
+    with tracker.writing_artifact(run_id, "model"):
+        uri = log_learner_model(
+            tracker,
+            run_id,
+            learner,
+            covariates=data.covariates,
+            horizon=config.horizon,
+            times=np.linspace(config.horizon / k, config.horizon, k),
+            input_example=data.X.head(3) if config.tracking.log_patient_level else None,
+        )
     tracker.set_tags(run_id, {"stratify.model_uri": uri})
 
 
@@ -407,6 +436,7 @@ __all__ = [
     "dataset_hash",
     "describe",
     "load_trial",
+    "open_tracker",
     "patient_table",
     "run",
     "run_metrics",

@@ -3,18 +3,39 @@
 It owns the store (an embedded SQLite database plus an artifact folder when the
 config names a folder, or any MLflow tracking URI), experiments, runs and what
 is logged to them. Every run it opens is closed: FINISHED on success, FAILED
-with an ``error`` tag on an exception, KILLED on Ctrl-C — never left RUNNING.
-Calls take explicit run ids (no global active run), so worker processes can
-log to a run that the parent created.
+with an ``error`` tag on an exception, KILLED on Ctrl-C or SIGTERM (held back
+while a run's status is being written, so that the write completes). Calls take
+explicit run ids (no global active run), so worker processes can log to a run
+that the parent created.
+
+A process killed outright (SIGKILL, the out-of-memory killer, a power cut)
+cannot close its runs. Each run is therefore tagged with the process that runs
+it (``stratify.host``, ``stratify.pid``, ``stratify.process_start``), and
+opening a :class:`Tracker` marks the runs this host's ended processes left
+RUNNING as KILLED, with an ``error`` tag saying so. Runs of other hosts, and of
+processes still alive, are never touched.
+
+A tracking server is checked when the tracker opens (seconds, not MLflow's four
+minutes of retries), and a store that fails while recording (a full disk, an
+unwritable database, a server gone away) raises :class:`StoreError` naming the
+store or the artifact.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import signal
+import socket
+import ssl
+import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +54,38 @@ from stratify.exceptions import StratifyInputError
 STORE_DB = "mlflow.db"
 ARTIFACTS = "artifacts"
 INIT_LOCK = ".init.lock"
+
+HOST_TAG = "stratify.host"
+PID_TAG = "stratify.pid"
+START_TAG = "stratify.process_start"
+"""``boot=<boot id>;pidns=<pid namespace>;ticks=<start time>`` of the process (Linux's
+``/proc``; empty elsewhere): a pid alone may since belong to another process."""
+
+SERVER_TIMEOUT = 10
+"""Seconds to wait for a tracking server's answer when the tracker opens."""
+
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+"""MLflow's retries of a failed request (7 by default: about four minutes) and its timeout,
+for a server that goes away mid-run; set only where the environment does not set them."""
+
+CALLER_ERRORS = {
+    "INVALID_PARAMETER_VALUE",
+    "INVALID_STATE",
+    "RESOURCE_ALREADY_EXISTS",
+    "RESOURCE_DOES_NOT_EXIST",
+}
+"""MLflow error codes that mean a call was wrong (a bug, kept with its traceback), not that
+the store failed."""
+
+_PROC = Path("/proc")
+_log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    """The store failed while recording: a full disk, an unwritable database, a server gone.
+
+    Not the user's input and not a bug: the CLI prints the message alone and exits 1.
+    """
 
 
 @dataclass(frozen=True)
@@ -59,6 +112,11 @@ class Store:
             artifact_root=(folder / ARTIFACTS).resolve(),
         )
 
+    @property
+    def is_server(self) -> bool:
+        """Whether the store is an MLflow tracking server (http or https)."""
+        return self.tracking_uri.startswith(("http://", "https://"))
+
     def ui_command(self) -> str:
         """The shell command that browses this store in the MLflow UI."""
         cmd = f"mlflow ui --backend-store-uri {self.tracking_uri}"
@@ -70,24 +128,37 @@ class Store:
 class Tracker:
     """Log experiments and runs to one MLflow store.
 
+    Opening a tracker checks the store (a server within :data:`SERVER_TIMEOUT`
+    seconds) and closes the runs left RUNNING by ended processes of this host
+    (:meth:`close_orphans`; their ids in ``swept``).
+
     Parameters
     ----------
     store : Store
         Where to log.
+
+    Raises
+    ------
+    StratifyInputError
+        Naming ``tracking.uri``, if the store cannot be reached or opened.
     """
 
     def __init__(self, store: Store):
         self.store = store
         _quiet_mlflow_logs()
+        if store.is_server:
+            for name, value in HTTP_DEFAULTS.items():
+                os.environ.setdefault(name, value)
+            _check_server(store.tracking_uri)
         try:
             if store.artifact_root is None:
                 self.client = MlflowClient(tracking_uri=store.tracking_uri)
             else:
                 self.client = _initialised_client(store)
+            self.swept = self.close_orphans()
         except Exception as exc:  # any failure to open a store is the same user-facing problem
             raise StratifyInputError(
-                f"tracking.uri: cannot open the MLflow store {store.tracking_uri}: "
-                f"{_first_line(exc)}"
+                f"tracking.uri: cannot open the MLflow store {store.tracking_uri}: {_reason(exc)}"
             ) from None
 
     def experiment_id(self, name: str) -> str:
@@ -109,7 +180,7 @@ class Tracker:
             if exc.error_code == "RESOURCE_ALREADY_EXISTS":  # created concurrently
                 return self.client.get_experiment_by_name(name).experiment_id
             raise StratifyInputError(
-                f"tracking.uri: cannot use {self.store.tracking_uri}: {_first_line(exc)}"
+                f"tracking.uri: cannot use {self.store.tracking_uri}: {_reason(exc)}"
             ) from None
 
     @contextmanager
@@ -122,60 +193,323 @@ class Tracker:
         parent_run_id: str | None = None,
     ) -> Iterator[str]:
         """Open a run (nested under ``parent_run_id`` if given), yield its id, and always
-        close it with an honest status."""
-        tags = dict(tags or {})
+        close it with an honest status.
+
+        A Ctrl-C (or SIGTERM) that comes while the run is being created or closed takes
+        effect once the status is written. If the store cannot close the run (a full
+        disk), it stays RUNNING until the next tracker opened on this host marks it KILLED.
+        """
+        tags = dict(tags or {}) | process_tags()
         if parent_run_id is not None:
             tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=tags)
+        experiment_id = self.experiment_id(experiment)
+        held = _HeldInterrupts()
+        try:
+            with self._writing():
+                run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
+        except BaseException:
+            held.release()
+            raise
         run_id = run.info.run_id
         try:
+            held.release()  # a Ctrl-C that came while the run was created is raised here
             yield run_id
-        except KeyboardInterrupt:
-            self._close(run_id, "KILLED", "interrupted by the user")
-            raise
         except BaseException as exc:
-            self._close(run_id, "FAILED", f"{type(exc).__name__}: {_first_line(exc)}")
+            self._end_failed(run_id, exc)
             raise
-        self.client.set_terminated(run_id, "FINISHED")
-
-    def _close(self, run_id: str, status: str, error: str) -> None:
         try:
-            self.client.set_tag(run_id, "error", error[:5000])
-        finally:
-            self.client.set_terminated(run_id, status)
+            with _interrupts_held(), self._writing():
+                self.client.set_terminated(run_id, "FINISHED")
+        except StoreError as exc:
+            self._end_failed(run_id, exc)
+            raise
+
+    def _end_failed(self, run_id: str, exc: BaseException) -> None:
+        """Close a run that ``exc`` stopped: KILLED on an interrupt, FAILED otherwise."""
+        if isinstance(exc, KeyboardInterrupt):
+            unclosed = self._close(run_id, "KILLED", "interrupted by the user")
+        else:
+            unclosed = self._close(run_id, "FAILED", f"{type(exc).__name__}: {_first_line(exc)}")
+        if unclosed is None:
+            return
+        note = (
+            f"run {run_id} stays RUNNING ({unclosed}) until the next run on this store "
+            "marks it KILLED"
+        )
+        if isinstance(exc, StoreError):
+            raise StoreError(f"{exc}; {note}") from exc
+        _log.warning("stratify: %s", note)
+
+    def _close(self, run_id: str, status: str, error: str) -> str | None:
+        """Tag a run with ``error`` and end it with ``status``; None, or why it stays open."""
+        with _interrupts_held():
+            _attempt(self.client.set_tag, run_id, "error", error[:5000])  # the status matters more
+            return _attempt(self.client.set_terminated, run_id, status)
+
+    def close_orphans(self) -> list[str]:
+        """Mark runs that ended processes of this host left RUNNING as KILLED.
+
+        A run qualifies when its ``stratify.host`` is this host and the process its
+        ``stratify.pid`` and ``stratify.process_start`` name no longer runs (or this
+        host restarted since). Runs of other hosts, of live processes, or without those
+        tags (made by other tools) are left alone.
+
+        Returns
+        -------
+        list of str
+            Ids of the runs marked KILLED.
+        """
+        swept = []
+        for run in list(self._orphans()):
+            tags = run.data.tags
+            if not _process_ended(tags):
+                continue
+            run_id = run.info.run_id
+            # the process has ended, so all it wrote is in the store: this read has its last word
+            if self.client.get_run(run_id).info.status != "RUNNING":
+                continue
+            process = f"pid {tags.get(PID_TAG)} on {tags.get(HOST_TAG)}"
+            if self._close(run_id, "KILLED", _orphan_error(process)) is None:
+                swept.append(run_id)
+                _log.warning(
+                    "stratify: marked run %s (%s) KILLED: %s",
+                    run_id,
+                    run.info.run_name,
+                    _orphan_error(process),
+                )
+        return swept
+
+    def _orphans(self) -> Iterator:
+        """RUNNING runs of this host, in every active experiment of the store."""
+        experiments = [
+            e.experiment_id
+            for e in _pages(lambda token: self.client.search_experiments(page_token=token))
+        ]
+        if not experiments:
+            return iter(())
+        running = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'"
+        return _pages(
+            lambda token: self.client.search_runs(
+                experiments, filter_string=running, page_token=token
+            )
+        )
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
         """Log parameters (values cut to MLflow's 6,000 characters)."""
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-        for start in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[start : start + 100])
+        with self._writing():
+            for start in range(0, len(items), 100):
+                self.client.log_batch(run_id, params=items[start : start + 100])
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
         """Log metrics at one step."""
         stamp = int(time.time() * 1000)
         items = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
-        for start in range(0, len(items), 1000):
-            self.client.log_batch(run_id, metrics=items[start : start + 1000])
+        with self._writing():
+            for start in range(0, len(items), 1000):
+                self.client.log_batch(run_id, metrics=items[start : start + 1000])
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set tags on a run."""
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        with self._writing():
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_figure(self, run_id: str, figure: Figure, path: str) -> None:
         """Log a matplotlib figure as an image artifact."""
-        self.client.log_figure(run_id, figure, path)
+        with self.writing_artifact(run_id, path):
+            self.client.log_figure(run_id, figure, path)
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         """Log a text artifact (YAML, CSV, JSON)."""
-        self.client.log_text(run_id, text, path)
+        with self.writing_artifact(run_id, path):
+            self.client.log_text(run_id, text, path)
 
     def log_table(self, run_id: str, table: pd.DataFrame, path: str) -> None:
         """Log a DataFrame as a CSV artifact."""
-        self.client.log_text(run_id, table.to_csv(index=False), path)
+        self.log_text(run_id, table.to_csv(index=False), path)
 
     def get_run(self, run_id: str):
         """The MLflow run (for reading back what was logged)."""
         return self.client.get_run(run_id)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A store that fails to record raises :class:`StoreError` naming the store."""
+        try:
+            yield
+        except (OSError, MlflowException) as exc:
+            if not _store_failure(exc):
+                raise
+            raise StoreError(
+                f"cannot write to the MLflow store {self.store.tracking_uri}: {_reason(exc)}"
+            ) from exc
+
+    @contextmanager
+    def writing_artifact(self, run_id: str, path: str) -> Iterator[None]:
+        """Write the artifact ``path`` of a run in the block (e.g. a model through MLflow).
+
+        A failure to write it (a full disk, a server gone) raises :class:`StoreError`
+        naming it and the store; what was written of it is removed from a local
+        artifact folder.
+        """
+        try:
+            yield
+        except (OSError, MlflowException) as exc:
+            if not _store_failure(exc):
+                raise
+            self._discard_partial(run_id, path)
+            where = self.store.artifact_root or self.store.tracking_uri
+            raise StoreError(
+                f"cannot write the artifact {path} of run {run_id} to {where}: {_reason(exc)}"
+            ) from exc
+
+    def _discard_partial(self, run_id: str, path: str) -> None:
+        if self.store.artifact_root is None:
+            return
+        try:
+            uri = self.client.get_run(run_id).info.artifact_uri
+            (Path(urlparse(uri).path) / path).unlink(missing_ok=True)
+        except (OSError, MlflowException):  # best effort: the run is FAILED in any case
+            pass
+
+
+def process_tags() -> dict[str, str]:
+    """The tags naming this process on its runs, which :meth:`Tracker.close_orphans` reads.
+
+    Returns
+    -------
+    dict of str to str
+        ``stratify.host``, ``stratify.pid`` and ``stratify.process_start``. A run
+        reopened by another process (a resumed study) should be tagged with them again.
+    """
+    pid = os.getpid()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), START_TAG: _process_start(pid)}
+
+
+def _orphan_error(process: str) -> str:
+    return f"the process that ran it ({process}) ended without closing it"
+
+
+def _process_start(pid: int) -> str:
+    """``boot=...;pidns=...;ticks=...`` of a live process; ``""`` if there is none, or no
+    ``/proc`` to tell."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+        boot = (_PROC / "sys/kernel/random/boot_id").read_text().strip()
+        pidns = os.readlink(_PROC / str(pid) / "ns/pid")
+    except OSError:
+        return ""
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+    if fields[0] in ("Z", "X"):  # a zombie: ended, only not yet reaped
+        return ""
+    return f"boot={boot};pidns={pidns};ticks={fields[19]}"  # field 22 of proc(5)
+
+
+def _fields(text: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in text.split(";") if "=" in part)
+
+
+def _process_ended(tags: Mapping[str, str]) -> bool:
+    """Whether the process a run's tags name has certainly ended (False when unsure)."""
+    try:
+        pid = int(tags.get(PID_TAG, ""))
+    except ValueError:
+        return False  # not made by stratify, or by a version that did not tag runs
+    recorded = _fields(tags.get(START_TAG, ""))
+    here = _fields(_process_start(os.getpid()))
+    if recorded and here:
+        if recorded.get("boot") != here["boot"]:
+            return True  # this host restarted since: every process of then has ended
+        if recorded.get("pidns") != here["pidns"]:
+            return False  # another container of the same host name: its processes are unseen
+        return _fields(_process_start(pid)).get("ticks") != recorded.get("ticks")
+    if sys.platform == "win32":  # os.kill would end the process, not probe it
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
+class _HeldInterrupts:
+    """Ctrl-C and SIGTERM held back from now (main thread only) until :meth:`release`,
+    which delivers them, so that writing a run's status is not cut short."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.caught: list[int] = []
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._hold) for s in self.SIGNALS}
+
+    def _hold(self, signum, frame) -> None:
+        self.caught.append(signum)
+
+    def release(self) -> None:
+        """Restore the handlers, then deliver what came meanwhile (e.g. KeyboardInterrupt)."""
+        for signum, handler in self.previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self.previous = {}
+        for signum in dict.fromkeys(self.caught):
+            signal.raise_signal(signum)
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    held = _HeldInterrupts()
+    try:
+        yield
+    finally:
+        held.release()
+
+
+def _attempt(call: Callable, *args) -> str | None:
+    """Call; None, or why the store refused."""
+    try:
+        call(*args)
+    except (OSError, MlflowException) as exc:
+        return _reason(exc)
+    return None
+
+
+def _store_failure(exc: BaseException) -> bool:
+    """An OS error or an MLflow error of the store (not a wrong call)."""
+    return not (isinstance(exc, MlflowException) and exc.error_code in CALLER_ERRORS)
+
+
+def _check_server(uri: str) -> None:
+    """Raise StratifyInputError unless an HTTP server answers at ``uri`` (any answer will do:
+    a server without ``/health``, or one that wants credentials, is there)."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=SERVER_TIMEOUT):
+            return
+    except urllib.error.HTTPError:
+        return
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLError):  # TLS is MLflow's to settle with the server
+            return
+        reason = exc.reason
+    except (OSError, ValueError) as exc:  # a timeout, a malformed address
+        reason = exc
+    reason = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    raise StratifyInputError(
+        f"tracking.uri: no MLflow tracking server answers at {uri}: {reason}"
+    ) from None
+
+
+def _pages(search: Callable) -> Iterator:
+    """Every item of a paged MLflow search: ``search(page_token)`` -> PagedList."""
+    token = None
+    while True:
+        page = search(token)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def _initialised_client(store: Store) -> MlflowClient:
@@ -201,7 +535,20 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _reason(exc: BaseException) -> str:
+    """Why a call failed, in a few words: the database driver's message when there is one
+    (SQLAlchemy's ``(sqlite3.OperationalError) disk I/O error`` line), else the first line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    for line in str(exc).splitlines():
+        driver = re.match(r"\((?:\w+\.)+\w+\)\s*(.+)", line)
+        if driver:
+            return driver.group(1)
+    return _first_line(exc)
+
+
 def _quiet_mlflow_logs() -> None:
-    """MLflow and alembic announce schema migrations at INFO; users need not see them."""
-    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """MLflow and alembic announce schema migrations at INFO, and MLflow logs a database
+    error with its traceback before raising it: the user sees the error once, from us."""
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
