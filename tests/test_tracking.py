@@ -284,3 +284,20 @@ def test_a_tracking_server_that_does_not_answer_is_an_input_error_within_seconds
                        rf"answers at {uri}: Connection refused$"):  # fmt: skip
         Tracker(Store.from_uri(uri))
     assert time.monotonic() - started < 10
+
+
+def test_a_reopened_run_is_this_process_s_and_closes_honestly(store):
+    tracker = Tracker(Store.from_uri(str(store)))
+    with pytest.raises(RuntimeError), tracker.run("e", run_name="r") as run_id:
+        raise RuntimeError("first attempt")
+    with tracker.reopen(run_id):
+        assert tracker.get_run(run_id).info.status == "RUNNING"
+        tracker.log_metrics(run_id, {"m": 2.0}, step=1)
+    run = tracker.get_run(run_id)
+    assert run.info.status == "FINISHED" and "error" not in run.data.tags
+    assert {k: run.data.tags[k] for k in process_tags()} == process_tags()
+    with pytest.raises(KeyboardInterrupt), tracker.reopen(run_id):
+        raise KeyboardInterrupt
+    run = tracker.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["error"] == "interrupted by the user"
+    assert [m.step for m in tracker.client.get_metric_history(run_id, "m")] == [1]

@@ -191,7 +191,7 @@ def run_study(config: ExperimentConfig) -> StudyResult:
             done: set[int] = set()
         else:
             run_id = found
-            stack.enter_context(_reopened(tracker, run_id))
+            stack.enter_context(tracker.reopen(run_id))
             done = _done_steps(tracker, run_id)
         todo = [i for i in range(study.replicates) if i not in done]
         _compute(tracker, run_id, config, todo)
@@ -251,32 +251,6 @@ def _find_study_run(tracker, experiment: str, key: str) -> str | None:
         max_results=1,
     )
     return runs[0].info.run_id if runs else None
-
-
-@contextmanager
-def _reopened(tracker, run_id: str) -> Iterator[str]:
-    """Reopen a study's run to continue it; close it with an honest status, as
-    :meth:`stratify.tracking.Tracker.run` does for new runs."""
-    client = tracker.client
-    client.update_run(run_id, status="RUNNING")
-    if "error" in client.get_run(run_id).data.tags:
-        client.delete_tag(run_id, "error")
-    try:
-        yield run_id
-    except KeyboardInterrupt:
-        _close(client, run_id, "KILLED", "interrupted by the user; rerun to continue the study")
-        raise
-    except BaseException as exc:
-        _close(client, run_id, "FAILED", f"{type(exc).__name__}: {exc}".splitlines()[0])
-        raise
-    client.set_terminated(run_id, "FINISHED")
-
-
-def _close(client, run_id: str, status: str, error: str) -> None:
-    try:
-        client.set_tag(run_id, "error", error[:5000])
-    finally:
-        client.set_terminated(run_id, status)
 
 
 def _done_steps(tracker, run_id: str) -> set[int]:

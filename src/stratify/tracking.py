@@ -210,10 +210,36 @@ class Tracker:
         except BaseException:
             held.release()
             raise
-        run_id = run.info.run_id
+        with self._closing(run.info.run_id, held):
+            yield run.info.run_id
+
+    @contextmanager
+    def reopen(self, run_id: str) -> Iterator[str]:
+        """Open an ended or orphaned run again to add to it (a study that resumes), and
+        close it as :meth:`run` does.
+
+        The run is tagged with this process first (so that no other process takes it
+        for an orphan), set RUNNING, and its ``error`` tag from the last attempt removed.
+        """
+        held = _HeldInterrupts()
         try:
-            held.release()  # a Ctrl-C that came while the run was created is raised here
+            with self._writing():
+                self.set_tags(run_id, process_tags())
+                self.client.update_run(run_id, status="RUNNING")
+                if "error" in self.client.get_run(run_id).data.tags:
+                    self.client.delete_tag(run_id, "error")
+        except BaseException:
+            held.release()
+            raise
+        with self._closing(run_id, held):
             yield run_id
+
+    @contextmanager
+    def _closing(self, run_id: str, held: _HeldInterrupts) -> Iterator[None]:
+        """Run the block, then end the run FINISHED, or KILLED/FAILED if the block raised."""
+        try:
+            held.release()  # a Ctrl-C that came while the run was opened is raised here
+            yield
         except BaseException as exc:
             self._end_failed(run_id, exc)
             raise
