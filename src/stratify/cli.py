@@ -119,10 +119,12 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from stratify.config import load_config
-    from stratify.experiment import load_trial, run
+    from stratify.data.source import load_trial
 
     config = load_config(args.config, args.overrides)
-    data = load_trial(config)
+    data = load_trial(config)  # before the heavy imports: a bad file is reported at once
+    from stratify.experiment import run
+
     print(f"{config.name}: {data.summary()}", flush=True)
     result = run(config, data=data, report=args.report)
     print(summarise(result.analysis))
@@ -144,10 +146,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from stratify.config import load_config
-    from stratify.experiment import analyse, load_trial
+    from stratify.data.source import load_trial
 
     config = load_config(args.config, args.overrides)
-    data = load_trial(config)
+    data = load_trial(config)  # before the heavy imports: a bad file is reported at once
+    from stratify.experiment import analyse
+
     analyse(config, data)
     print(f"{args.config}: valid. {data.summary()}")
     print(f"  treated arm: {data.arm_labels[1]!r}, control arm: {data.arm_labels[0]!r}")

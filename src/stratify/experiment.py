@@ -23,9 +23,7 @@ from stratify import __version__, execution, plots
 from stratify.config import ExperimentConfig
 from stratify.crossfit import NamedLearner, cross_fit
 from stratify.data import TrialData
-from stratify.data.datasets import load_dataset
-from stratify.data.io import read_table
-from stratify.data.simulate import simulate
+from stratify.data.source import load_trial
 from stratify.evaluation import Evaluation, evaluate
 from stratify.exceptions import StratifyInputError
 from stratify.explain.learners import Explained, explain_learners, fit_whole_trial
@@ -101,43 +99,6 @@ def learn(config: ExperimentConfig, data: TrialData) -> Evaluation | None:
         n_bootstrap=config.heterogeneity.n_bootstrap,
         primary=config.heterogeneity.primary,
         test=config.heterogeneity.test,
-    )
-
-
-def load_trial(config: ExperimentConfig) -> TrialData:
-    """Build the trial a config describes, from a file, a bundled dataset or the simulator.
-
-    Raises
-    ------
-    StratifyInputError
-        If the file cannot be read or its columns fail validation.
-    """
-    spec = config.data
-    if spec.simulate is not None:
-        sim = spec.simulate
-        frame = simulate(
-            sim.design,
-            n=sim.n,
-            seed=config.simulation_seed,
-            horizon=config.horizon,
-            effect=sim.effect,
-            dropout=sim.dropout,
-        )
-    elif spec.dataset is not None:
-        frame = load_dataset(spec.dataset)
-    else:
-        frame = read_table(config.data_path)
-    return TrialData.from_frame(
-        frame,
-        time=spec.time,
-        event=spec.event,
-        arm=spec.arm,
-        treated=spec.treated,
-        covariates=spec.covariates,
-        modifier=spec.modifier,
-        id_column=spec.id,
-        missing=spec.missing,
-        log_transform=spec.log_transform,
     )
 
 
