@@ -204,7 +204,9 @@ def test_unknown_learner_lists_the_valid_names():
 
 
 def test_unknown_parameter_is_named_with_the_valid_ones():
-    with pytest.raises(StratifyInputError, match=r"'n_tree'.*'t_learner'.*base, base_params$"):
+    with pytest.raises(
+        StratifyInputError, match=r"'n_tree'.*'t_learner'.*base, base_params, max_bins, time_grid$"
+    ):
         build("t_learner", n_tree=10)
 
 
@@ -222,6 +224,7 @@ def test_registry_injects_seed_modifier_and_horizon():
     assert build("dr_learner").get_params()["horizon"] == HORIZON
     assert build("cox_interaction").modifier == MODIFIER
     assert build("s_learner", seed=9).random_state == 9
+    assert build("t_learner").horizon == HORIZON  # the time grid's horizon (time_grid)
 
 
 @pytest.mark.parametrize(

@@ -24,12 +24,15 @@ whenever the learner is made of trees:
 :func:`arm_interactions` ranks the SHAP interaction values between the arm and
 each covariate for an S-learner forest; :func:`time_dependent_benefit_shap`
 gives SHAP of the survival difference at a grid of times (tree learners).
+:func:`explained_rows` picks a seeded random sample of patients to explain on
+large cohorts, where exact SHAP for every patient costs more than the fit.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -211,6 +214,59 @@ def arm_interactions(
     ).sort_values("mean_abs_interaction", ascending=False, kind="stable")
     table["rank"] = np.arange(1, len(table) + 1)
     return table.reset_index(drop=True)
+
+
+def explained_rows(n_patients: int, max_patients: int | None, random_state: int | None):
+    """Positions of the patients to explain: all of them, or a seeded random sample.
+
+    Exact TreeSHAP costs the same for every patient and grows with the trees'
+    leaves: on a large cohort, explaining everybody takes far longer than
+    fitting (BENCHMARKS.md, "Large cohorts": 15-25 ms per patient for the
+    benefit of a forest learner fitted on 50,000 patients, 10.6 minutes for
+    all of them on two processes; an S-learner's arm interactions about 0.9 s
+    per patient). Mean |SHAP| per covariate, the importance that ranks the
+    covariates, is a mean over patients, so a simple random sample of ``m``
+    patients estimates it without bias, with a standard error falling as
+    ``1 / sqrt(m)``. On that benchmark, over 50 draws of 5,000 of the 50,000
+    patients, the six leading importances were within 3.8 % of the whole
+    cohort's in 95 % of draws and the order of the first five was unchanged
+    in 49; with 2,000 patients, 6.4 % and 39 (two nearly tied covariates
+    swapped places); the effect modifier ranked first in every draw.
+
+    Parameters
+    ----------
+    n_patients : int
+        Patients in the cohort.
+    max_patients : int or None
+        None: explain everybody; otherwise at most this many (at least 1),
+        drawn without replacement.
+    random_state : int or None
+        Seed of the draw (the run's seed).
+
+    Returns
+    -------
+    numpy.ndarray
+        Increasing row positions (all of ``range(n_patients)`` when the cohort
+        is no larger than ``max_patients``).
+
+    Examples
+    --------
+    >>> explained_rows(5, None, 0).tolist()
+    [0, 1, 2, 3, 4]
+    >>> rows = explained_rows(50_000, 2_000, 3)
+    >>> rows.size, bool((rows == explained_rows(50_000, 2_000, 3)).all())
+    (2000, True)
+    """
+    if max_patients is not None and (
+        isinstance(max_patients, bool) or not isinstance(max_patients, Integral) or max_patients < 1
+    ):
+        raise StratifyInputError(
+            f"max_patients must be None or an integer >= 1 (got {max_patients!r})"
+        )
+    if max_patients is None or n_patients <= max_patients:
+        return np.arange(n_patients)
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(n_patients, size=int(max_patients), replace=False))
 
 
 def is_tree_learner(learner: CATELearner) -> bool:

@@ -10,6 +10,7 @@ kept (``final_rmst_``, ``final_surv_``) so that they can be explained.
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from stratify import scores
 from stratify.exceptions import StratifyInputError
 from stratify.learners.base import CATELearner
 from stratify.learners.base_models import (
+    CONTROLS,
     check_covariates,
     check_fit_inputs,
     check_integer,
@@ -79,6 +81,15 @@ class DRLearner(CATELearner):
     min_samples_leaf : int
         Smallest leaf of the final forest: the scores are noisy, so leaves
         must average many of them.
+    max_samples : int or float, optional
+        Patients drawn for each tree of the final forest: an integer, or a
+        fraction of the training patients; None (the default) draws as many
+        as there are. On large cohorts a fraction (e.g. 0.2) cuts the final
+        forests' fit time about in proportion.
+    n_jobs : int
+        Threads growing and applying the final forests (-1: all cores). The
+        estimates do not depend on it (beyond the order in which threads add
+        up the trees: the last bits, about 1e-15 relative).
     random_state : int, optional
         Seed of the folds, the nuisances and the final forests.
 
@@ -109,6 +120,8 @@ class DRLearner(CATELearner):
         propensity=0.5,
         n_estimators=100,
         min_samples_leaf=20,
+        max_samples=None,
+        n_jobs=1,
         random_state=None,
     ):
         self.horizon = horizon
@@ -119,6 +132,8 @@ class DRLearner(CATELearner):
         self.propensity = propensity
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
+        self.max_samples = max_samples
+        self.n_jobs = n_jobs
         self.random_state = random_state
 
     def _check_params(self) -> None:
@@ -132,6 +147,8 @@ class DRLearner(CATELearner):
         check_integer(self.n_folds, "n_folds", 2)
         check_integer(self.n_estimators, "n_estimators", 1)
         check_integer(self.min_samples_leaf, "min_samples_leaf", 1)
+        CONTROLS["max_samples"](self.max_samples, "max_samples")
+        CONTROLS["n_jobs"](self.n_jobs, "n_jobs")
         if self.propensity is not None:
             check_number(self.propensity, "propensity", 1e-6, 1 - 1e-6)
         if self.horizon is None:
@@ -169,22 +186,26 @@ class DRLearner(CATELearner):
             censoring=self.censoring,
             random_state=self.random_state,
         )
-        self.final_rmst_ = self._final().fit(X, self.scores_["score_rmst"].to_numpy())
-        self.final_surv_ = self._final().fit(X, self.scores_["score_surv"].to_numpy())
+        self.final_rmst_ = self._final(len(X)).fit(X, self.scores_["score_rmst"].to_numpy())
+        self.final_surv_ = self._final(len(X)).fit(X, self.scores_["score_surv"].to_numpy())
         self.survival_model_ = TLearner(base=self.nuisance, random_state=self.random_state)
         self.survival_model_.fit(X, y, arm)
         self.event_times_ = self.survival_model_.event_times_
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
-    def _final(self) -> RegressorMixin:
+    def _final(self, n_patients: int) -> RegressorMixin:
         if self.final == "linear":
             return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+        max_samples = self.max_samples
+        if isinstance(max_samples, Integral):  # a small training fold: every patient
+            max_samples = min(max_samples, n_patients)
         return RandomForestRegressor(
             n_estimators=self.n_estimators,
             min_samples_leaf=self.min_samples_leaf,
             max_features=0.5,
-            n_jobs=1,
+            max_samples=max_samples,
+            n_jobs=self.n_jobs,
             random_state=self.random_state,
         )
 

@@ -3,6 +3,13 @@
 Both estimate each arm's survival curve with base models from
 :mod:`stratify.learners.base_models`; the effect estimates follow from the
 curves as in :class:`~stratify.learners.base.CATELearner`.
+
+On large cohorts (tens of thousands of patients) a survival forest's cost is
+set by the candidate thresholds of each covariate, the distinct training times
+and the patients per tree: ``max_bins`` splits covariates at quantiles only,
+``time_grid`` fits on times rounded up to a grid that contains the horizon,
+and ``base_params`` sets the forest's ``max_samples``, ``min_samples_leaf``,
+``n_estimators`` and ``n_jobs`` (BENCHMARKS.md, "Large cohorts").
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ from stratify.exceptions import StratifyInputError
 from stratify.learners.base import CATELearner
 from stratify.learners.base_models import (
     check_base,
+    check_coarsening,
     check_fit_inputs,
     event_times,
-    make_base_model,
+    fit_base_model,
+    fit_outcome,
     survival_at,
 )
 
@@ -34,7 +43,30 @@ class SLearner(CATELearner):
     base : {"rsf", "gbsa", "coxph"}
         Base model, by name (see :func:`~stratify.learners.base_models.make_base_model`).
     base_params : dict, optional
-        Parameters of the base model, overriding its defaults.
+        Parameters of the base model, overriding its defaults (see
+        :func:`~stratify.learners.base_models.make_base_model`); for forests on
+        large cohorts e.g. ``{"max_samples": 0.2, "min_samples_leaf": 50,
+        "n_jobs": 2}``. ``low_memory=True`` is refused: learners need curves.
+    time_grid : int, optional
+        None (the default): fit on the exact times. K: fit on times rounded up
+        to at most K grid points, K - 1 quantiles of the training event times
+        plus ``horizon`` (:func:`~stratify.learners.base_models.coarsen_times`,
+        whose Notes state the approximation). A forest then stores and scans K
+        times instead of every distinct one; survival at the horizon keeps
+        every death up to it.
+    max_bins : int, optional
+        Forests only. None (the default): split covariates anywhere. B: split
+        each covariate at no more than B - 1 of its quantiles (observed
+        values; covariates with at most B distinct values are untouched), as
+        histogram gradient boosting does
+        (:func:`~stratify.learners.base_models.quantile_edges`). The
+        forest's log-rank split search then costs B passes per covariate and
+        node instead of one per patient: the largest saving on large
+        cohorts. The fitted forest takes the covariates as they are.
+    horizon : float, optional
+        Horizon (days) the grid must contain; set by the experiment, and
+        required with ``time_grid``. Curves are still given at any time: between
+        grid points, the value at the grid point before.
     random_state : int, optional
         Seed of the base model.
 
@@ -43,7 +75,9 @@ class SLearner(CATELearner):
     model_ : sklearn.base.BaseEstimator
         The fitted base model; its features are the columns of ``X`` then ``arm``.
     event_times_ : numpy.ndarray
-        Distinct event times in the training data.
+        Distinct event times in the training data (on the grid, with ``time_grid``).
+    time_grid_ : numpy.ndarray or None
+        The grid the times were rounded up to; None without ``time_grid``.
     feature_names_in_ : numpy.ndarray
         Columns of ``X`` seen in :meth:`fit`.
 
@@ -57,13 +91,26 @@ class SLearner(CATELearner):
     ['cate_rmst', 'cate_surv']
     """
 
-    def __init__(self, *, base="rsf", base_params=None, random_state=None):
+    def __init__(
+        self,
+        *,
+        base="rsf",
+        base_params=None,
+        time_grid=None,
+        max_bins=None,
+        horizon=None,
+        random_state=None,
+    ):
         self.base = base
         self.base_params = base_params
+        self.time_grid = time_grid
+        self.max_bins = max_bins
+        self.horizon = horizon
         self.random_state = random_state
 
     def _check_params(self) -> None:
         check_base(self.base, self.base_params)
+        check_coarsening(self.base, self.time_grid, self.max_bins, self.horizon)
 
     def fit(self, X, y, arm) -> SLearner:
         """Fit the base model on ``[X, arm]``.
@@ -86,8 +133,15 @@ class SLearner(CATELearner):
         X, y, arm = check_fit_inputs(X, y, arm)
         if ARM_TERM in X.columns:
             raise StratifyInputError(f"covariate '{ARM_TERM}' clashes with the treatment term")
-        model = make_base_model(self.base, self.base_params, random_state=self.random_state)
-        self.model_ = model.fit(_with_arm(X, arm), y)
+        y, self.time_grid_ = fit_outcome(y, self.time_grid, self.horizon)
+        self.model_ = fit_base_model(
+            self.base,
+            self.base_params,
+            self.random_state,
+            _with_arm(X, arm),
+            y,
+            max_bins=self.max_bins,
+        )
         self.event_times_ = event_times(y)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
@@ -109,7 +163,30 @@ class TLearner(CATELearner):
     base : {"rsf", "gbsa", "coxph"}
         Base model, by name (see :func:`~stratify.learners.base_models.make_base_model`).
     base_params : dict, optional
-        Parameters of the base model, overriding its defaults.
+        Parameters of the base model, overriding its defaults (see
+        :func:`~stratify.learners.base_models.make_base_model`); for forests on
+        large cohorts e.g. ``{"max_samples": 0.2, "min_samples_leaf": 50,
+        "n_jobs": 2}``. ``low_memory=True`` is refused: learners need curves.
+    time_grid : int, optional
+        None (the default): fit on the exact times. K: fit on times rounded up
+        to at most K grid points, K - 1 quantiles of the training event times
+        plus ``horizon`` (:func:`~stratify.learners.base_models.coarsen_times`,
+        whose Notes state the approximation). A forest then stores and scans K
+        times instead of every distinct one; survival at the horizon keeps
+        every death up to it.
+    max_bins : int, optional
+        Forests only. None (the default): split covariates anywhere. B: split
+        each covariate at no more than B - 1 of its quantiles (observed
+        values; covariates with at most B distinct values are untouched), as
+        histogram gradient boosting does
+        (:func:`~stratify.learners.base_models.quantile_edges`). The
+        forest's log-rank split search then costs B passes per covariate and
+        node instead of one per patient: the largest saving on large
+        cohorts. The fitted forest takes the covariates as they are.
+    horizon : float, optional
+        Horizon (days) the grid must contain; set by the experiment, and
+        required with ``time_grid``. Curves are still given at any time: between
+        grid points, the value at the grid point before.
     random_state : int, optional
         Seed of both base models.
 
@@ -118,18 +195,35 @@ class TLearner(CATELearner):
     models_ : tuple of sklearn.base.BaseEstimator
         Fitted models of the control (index 0) and treated (index 1) arms.
     event_times_ : numpy.ndarray
-        Distinct event times in the training data (both arms).
+        Distinct event times in the training data (both arms; on the grid,
+        with ``time_grid``).
+    time_grid_ : numpy.ndarray or None
+        The grid the times were rounded up to (shared by both arms); None
+        without ``time_grid``.
     feature_names_in_ : numpy.ndarray
         Columns of ``X`` seen in :meth:`fit`.
     """
 
-    def __init__(self, *, base="rsf", base_params=None, random_state=None):
+    def __init__(
+        self,
+        *,
+        base="rsf",
+        base_params=None,
+        time_grid=None,
+        max_bins=None,
+        horizon=None,
+        random_state=None,
+    ):
         self.base = base
         self.base_params = base_params
+        self.time_grid = time_grid
+        self.max_bins = max_bins
+        self.horizon = horizon
         self.random_state = random_state
 
     def _check_params(self) -> None:
         check_base(self.base, self.base_params)
+        check_coarsening(self.base, self.time_grid, self.max_bins, self.horizon)
 
     def fit(self, X, y, arm) -> TLearner:
         """Fit one base model per arm.
@@ -150,14 +244,21 @@ class TLearner(CATELearner):
         """
         self._check_params()
         X, y, arm = check_fit_inputs(X, y, arm)
-        models = []
         for a in (0, 1):
-            rows = arm == a
-            if not y[rows][y.dtype.names[0]].any():
+            if not y[arm == a][y.dtype.names[0]].any():
                 raise StratifyInputError(f"arm {a} has no events: its survival cannot be modelled")
-            model = make_base_model(self.base, self.base_params, random_state=self.random_state)
-            models.append(model.fit(X[rows], y[rows]))
-        self.models_ = tuple(models)
+        y, self.time_grid_ = fit_outcome(y, self.time_grid, self.horizon)
+        self.models_ = tuple(
+            fit_base_model(
+                self.base,
+                self.base_params,
+                self.random_state,
+                X[arm == a],
+                y[arm == a],
+                max_bins=self.max_bins,
+            )
+            for a in (0, 1)
+        )
         self.event_times_ = event_times(y)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self

@@ -48,15 +48,18 @@ def make_learner(
         A key of :data:`LEARNERS`.
     params : dict, optional
         Parameters of the learner (see its docstring), e.g.
-        ``{"base": "gbsa"}`` for ``"t_learner"``.
+        ``{"base": "gbsa"}`` for ``"t_learner"``, or for a forest on a large
+        cohort ``{"time_grid": 100, "base_params": {"max_samples": 0.2,
+        "min_samples_leaf": 50, "n_jobs": 2}}``.
     random_state : int or None
         Seed, given to learners that take one.
     modifier : str or None
         Biomarker column, given to learners that take one (required by
         ``"cox_interaction"``).
     horizon : float
-        Horizon in days, given to learners fitted for one horizon
-        (``"dr_learner"``).
+        Horizon in days, given to learners that take one: those fitted for
+        one horizon (``"dr_learner"``) and those whose ``time_grid`` must
+        contain it (``"s_learner"``, ``"t_learner"``).
 
     Returns
     -------
@@ -72,7 +75,7 @@ def make_learner(
     Examples
     --------
     >>> make_learner("t_learner", {"base": "gbsa"}, random_state=0, modifier=None, horizon=640)
-    TLearner(base='gbsa', random_state=0)
+    TLearner(base='gbsa', horizon=640, random_state=0)
     """
     if name not in LEARNERS:
         valid = ", ".join(LEARNERS)
