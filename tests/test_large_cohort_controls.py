@@ -18,6 +18,7 @@ of mean shift.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -298,3 +299,32 @@ def test_explained_rows_is_a_seeded_sorted_sample():
     np.testing.assert_array_equal(explained_rows(40, None, 3), np.arange(40))
     with pytest.raises(StratifyInputError, match="max_patients must be None or an integer"):
         explained_rows(40, 0, 3)
+
+
+def test_explain_max_patients_explains_a_seeded_sample_of_the_trial(tmp_path):
+    from stratify.config import load_config
+    from stratify.experiment import learn, load_trial
+    from stratify.explain.learners import explain_learners
+
+    overrides = [
+        f"tracking.uri={tmp_path}",
+        "learners=[{name: s_learner, params: {base_params: {n_estimators: 10}}}]",
+        "explain.learner=null", "cv.folds=3", "cv.repeats=1", "explain.n_bootstrap=20",
+    ]  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    full = load_config(root / "configs" / "mirocals.yaml", overrides)
+    sampled = load_config(
+        root / "configs" / "mirocals.yaml", [*overrides, "explain.max_patients=40"]
+    )
+    data = load_trial(full)
+    evaluation = learn(full, data)
+    everyone = explain_learners(full, data, evaluation).learners["s_learner"]
+    some = explain_learners(sampled, data, evaluation).learners["s_learner"]
+    assert some.rows.size == 40 and everyone.rows is None
+    values = some.benefit.explanations["cate_rmst"].values
+    # the same fitted learner, so each sampled patient's SHAP values are that patient's values
+    expected = everyone.benefit.explanations["cate_rmst"].values[some.rows]
+    np.testing.assert_allclose(values, expected, rtol=0, atol=1e-12)
+    table = some.patient_table(data.X.index)
+    assert set(table["patient"]) == set(data.X.index[some.rows])
+    assert len(some.time_shap.values) == 40 and len(everyone.time_shap.values) == len(data.X)

@@ -232,6 +232,14 @@ class ExplainConfig(_Frozen):
     times: int = Field(
         10, ge=2, le=100, description="Time points up to the horizon for time-dependent SHAP."
     )
+    max_patients: int | None = Field(
+        None,
+        ge=1,
+        description="Explain a random sample (drawn with the seed) of at most this many "
+        "patients; default: all. About 5,000 estimate a large cohort's importances within a "
+        "few per cent (BENCHMARKS.md, Large cohorts); S-learner arm interactions use at most "
+        "500 of them.",
+    )
 
 
 class ExecutionConfig(_Frozen):

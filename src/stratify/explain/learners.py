@@ -35,6 +35,7 @@ from stratify.explain.benefit import (
     BenefitExplanation,
     arm_interactions,
     benefit_shap,
+    explained_rows,
     is_tree_learner,
     time_dependent_benefit_shap,
 )
@@ -47,6 +48,8 @@ from stratify.trial import TrialAnalysis
 
 #: Background size of model-agnostic explainers when ``explain.background`` is 0.
 AGNOSTIC_BACKGROUND = 50
+#: At most this many patients for S-learner arm interactions when ``explain.max_patients`` samples.
+MAX_INTERACTIONS = 500
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class LearnerExplanation:
     modifier: str | None
     learner: CATELearner | None = None
     """The learner fitted on the whole trial (the one explained, and the one served)."""
+    rows: np.ndarray | None = None
+    """Positions of the patients explained (``explain.max_patients``); None: all of them."""
 
     def metrics(self) -> dict[str, float]:
         """``modifier_rank`` (RMST benefit) and ``modifier_rank_surv``; NaN without a modifier."""
@@ -104,7 +109,8 @@ class LearnerExplanation:
         frames = []
         for estimand in ESTIMANDS:
             e = self.benefit.explanations[estimand]
-            frame = pd.DataFrame(e.values, columns=e.feature_names, index=patients)
+            index = patients if self.rows is None else patients[self.rows]
+            frame = pd.DataFrame(e.values, columns=e.feature_names, index=index)
             frames.append(
                 frame.rename_axis("patient")
                 .reset_index()
@@ -250,19 +256,29 @@ def _explain_one(label, name, params, config, data, background) -> LearnerExplan
     shap_background = background
     if shap_background is None and not is_tree_learner(learner):  # model-agnostic needs one
         shap_background = _background(data.X, AGNOSTIC_BACKGROUND, config.seed)
+    sample = config.explain.max_patients
+    rows = explained_rows(len(data.X), sample, config.seed)
+    X = data.X.iloc[rows]
     benefit = benefit_shap(
         learner,
-        data.X,
+        X,
         config.horizon,
         background=shap_background,
         max_evals=config.explain.max_evals,
     )
     interactions = None
     if isinstance(learner, SLearner) and is_tree_learner(learner):
-        interactions = arm_interactions(learner, data.X, data.arm, config.horizon)
+        # ~0.9 s per patient for a forest grown on 50,000: a smaller sample when sampling
+        some = rows if sample is None else rows[explained_rows(len(rows), MAX_INTERACTIONS, 0)]
+        interactions = arm_interactions(
+            learner, data.X.iloc[some], np.asarray(data.arm)[some], config.horizon
+        )
     times = np.linspace(config.horizon / config.explain.times, config.horizon, config.explain.times)
-    time_shap = time_dependent_benefit_shap(learner, data.X, times, background=background)
-    return LearnerExplanation(label, benefit, interactions, time_shap, data.modifier, learner)
+    time_shap = time_dependent_benefit_shap(learner, X, times, background=background)
+    return LearnerExplanation(
+        label, benefit, interactions, time_shap, data.modifier, learner,
+        rows=None if sample is None else rows,
+    )  # fmt: skip
 
 
 def _modifier(config, data, evaluation, analysis) -> tuple[ModifierEffect, dict[str, np.ndarray]]:
