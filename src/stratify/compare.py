@@ -249,7 +249,10 @@ def open_store(store: str | Path | Store) -> Tracker:
         path = Path(uri.removeprefix("sqlite:///")).expanduser()
         if not path.is_file():
             raise StratifyInputError(f"--store: no MLflow store at {uri} (no such file)")
-    return Tracker(Store.from_uri(uri))
+    try:
+        return Tracker(Store.from_uri(uri))
+    except StratifyInputError as exc:  # the store's problem, told as this command's option
+        raise StratifyInputError(str(exc).replace("tracking.uri:", "--store:", 1)) from None
 
 
 def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
