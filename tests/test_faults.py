@@ -178,6 +178,7 @@ def test_a_local_worker_killed_mid_run_is_one_line_and_a_rerun_completes(store, 
     assert logged_metrics(store) == reference
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; CI runs it
 def test_a_dask_worker_killed_mid_run_is_replaced_and_the_numbers_do_not_change(store, reference):
     with Stratify(store, *SMALL, "execution.backend=dask") as run:
         _kill(busy_worker(run))
@@ -202,6 +203,7 @@ def test_ctrl_c_while_cross_fitting_creates_no_run_and_leaves_no_process(store, 
     assert runs(store) == []
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; CI runs it
 def test_ctrl_c_while_logging_ends_the_run_killed_and_a_rerun_completes(store):
     with Stratify(store, *LOGGING_ONLY) as run:
         wait_for_run(store, run)
@@ -219,6 +221,7 @@ def test_ctrl_c_while_logging_ends_the_run_killed_and_a_rerun_completes(store):
 # ----------------------------------------------------------------------------- 4
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; CI runs it
 def test_a_run_whose_process_was_killed_is_marked_killed_by_the_next_run(store):
     with Stratify(store, *SMALL) as run:
         orphan = wait_for_run(store, run)  # its learner's run too, if the kill comes late
@@ -246,6 +249,7 @@ def test_a_run_whose_process_was_killed_is_marked_killed_by_the_next_run(store):
 # ----------------------------------------------------------------------------- 5
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; CI runs it
 def test_four_runs_at_once_into_one_store_lose_nothing(store, reference):
     seeds = [11, 12, 13, 14]
     jobs = [Stratify(store, *SMALL, "execution.n_jobs=1", f"seed={s}") for s in seeds]
@@ -354,6 +358,7 @@ def test_a_full_disk_for_artifacts_fails_the_run_with_one_line(store, tmp_path, 
     assert list(report.parent.iterdir()) == []  # no report, not even a partial one
 
 
+@pytest.mark.slow  # 15-30 s of subprocess runs; CI runs it
 def test_a_disk_that_fills_up_mid_run_leaves_the_run_to_the_next_one(store):
     """No file can grow any more (RLIMIT_FSIZE 0, set on the running process): neither the
     artifacts nor the database, so the run cannot even be closed; the next run closes it."""

@@ -426,6 +426,7 @@ def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-12
 
 
+@pytest.mark.slow  # a live PostgreSQL + tracking server (~60-100 s); CI runs it
 def test_the_runs_are_finished_and_nested(runs, tracking_server):
     client = _client(tracking_server.url)
     parent = client.get_run(runs.remote_id)
@@ -437,6 +438,7 @@ def test_the_runs_are_finished_and_nested(runs, tracking_server):
     assert parent.data.params["execution.backend"] == "dask"
 
 
+@pytest.mark.slow  # a live PostgreSQL + tracking server (~60-100 s); CI runs it
 def test_every_metric_arrived_as_the_local_run_logged_it(runs, tracking_server):
     pairs = _pairs(runs, tracking_server)
     for name, remote, local in pairs:
@@ -461,6 +463,7 @@ def _artifacts(client, run_id: str, path: str | None = None) -> set[str]:
     return out
 
 
+@pytest.mark.slow  # a live PostgreSQL + tracking server (~60-100 s); CI runs it
 def test_artifacts_are_listed_and_downloaded_through_the_server(runs, tracking_server, tmp_path):
     remote, local = _client(tracking_server.url), _client(runs.local.store.tracking_uri)
     for name, remote_run, local_run in _pairs(runs, tracking_server):
@@ -485,6 +488,7 @@ def test_artifacts_are_listed_and_downloaded_through_the_server(runs, tracking_s
     assert runs.remote_id in report
 
 
+@pytest.mark.slow  # a live PostgreSQL + tracking server (~60-100 s); CI runs it
 def test_the_rows_are_in_postgresql(runs, tracking_server, postgres):
     client = _client(tracking_server.url)
     children = _by_learner(client, runs.remote_id)
@@ -507,6 +511,7 @@ def test_the_rows_are_in_postgresql(runs, tracking_server, postgres):
     assert {(n, lo, hi) for *_, n, lo, hi in rows} == {(1, 0, 0)}  # each metric once, step 0
 
 
+@pytest.mark.slow  # a live PostgreSQL + tracking server (~60-100 s); CI runs it
 def test_the_server_reports_its_store_without_the_password(tracking_server, postgres):
     text = tracking_server.log.read_text()
     assert f"postgresql+psycopg2://{PG_USER}:***@127.0.0.1:{postgres.port}/{PG_DATABASE}" in text
@@ -515,6 +520,7 @@ def test_the_server_reports_its_store_without_the_password(tracking_server, post
     assert f"artifacts:  {tracking_server.artifacts}" in text
 
 
+@pytest.mark.slow  # a live PostgreSQL + tracking server (~60-100 s); CI runs it
 def test_only_allowed_host_names_reach_the_api(tracking_server):
     api = f"{tracking_server.url}/api/2.0/mlflow/experiments/search?max_results=1"
     port = tracking_server.port

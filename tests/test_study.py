@@ -96,6 +96,7 @@ def test_study_key_ignores_size_level_seeds_and_place_but_not_the_design(tmp_pat
         assert study_key(_config(tmp_path, change)) != base, change
 
 
+@pytest.mark.slow  # 10-20 s; CI runs it
 def test_dask_gives_the_same_study_bit_for_bit(tmp_path):
     local = run_study(_config(tmp_path / "local", "study.replicates=4"))
     dask = run_study(
@@ -151,6 +152,7 @@ def test_a_replicate_that_cannot_be_analysed_is_counted_not_fatal(tmp_path, monk
     assert summarise(result.replicates, 0.05).set_index("metric").loc["logrank_p", "n"] == 2
 
 
+@pytest.mark.slow  # 10-20 s; CI runs it
 def test_learners_in_each_replicate_give_their_heterogeneity_tests(tmp_path):
     overrides = [
         "study.replicates=1",
@@ -208,7 +210,9 @@ def _wait_for_replicates(store, count, proc, timeout=120):
 WHY = {signal.SIGKILL: "ended without closing it", signal.SIGINT: "interrupted by the user"}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+)
 def test_a_killed_study_resumes_where_it_stopped(tmp_path, sig):
     replicates = 8
     proc = _start(tmp_path, replicates)
