@@ -23,6 +23,7 @@ mount namespaces. About three minutes on two busy cores.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -100,7 +101,7 @@ class Stratify:
             text=True,
             start_new_session=True,  # its own process group: strays are findable, killable
             env=env | {"STRATIFY_PROGRESS": "0"},
-            preexec_fn=preexec_fn,
+            preexec_fn=functools.partial(ctrl_c_as_in_a_terminal, preexec_fn),
         )
         self.started = time.monotonic()
         self.out = self.err = ""
@@ -380,6 +381,15 @@ def test_a_disk_that_fills_up_mid_run_leaves_the_run_to_the_next_one(store):
     assert closed.data.tags["error"].endswith("ended without closing it")
     with closing(sqlite3.connect(store / "mlflow.db")) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def ctrl_c_as_in_a_terminal(then=None) -> None:
+    """In the child: SIGINT handled as in a terminal (Python's KeyboardInterrupt), even when
+    the tests themselves run in the background (``nohup``, ``&``), where it is inherited
+    ignored and Python would leave it so; then ``then()``, if given."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if then is not None:
+        then()
 
 
 def _writes_fail_past_the_limit() -> None:

@@ -186,12 +186,19 @@ def test_the_same_study_twice_at_once_is_refused(tmp_path):
     assert _study_runs(tmp_path) == []
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT raises KeyboardInterrupt even when the tests run in the background
+    (there it is inherited ignored, and Python leaves it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(store, replicates):
     cmd = [sys.executable, "-m", "stratify.cli", "study", str(CONFIG), f"tracking.uri={store}",
            *FAST, f"study.replicates={replicates}", "data.simulate.n=120"]  # fmt: skip
     env = os.environ | {"STRATIFY_PROGRESS": "0"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)  # fmt: skip
+                            env=env, start_new_session=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)  # fmt: skip
 
 
 def _wait_for_replicates(store, count, proc, timeout=120):

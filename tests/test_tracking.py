@@ -190,6 +190,15 @@ def test_runs_are_tagged_with_the_process_that_runs_them(store):
 
 def test_ctrl_c_while_the_status_is_written_comes_after_it(store, monkeypatch):
     """A Ctrl-C while the run is created or closed is held until the status is written."""
+    # Ctrl-C as in a terminal, even where the tests run in the background (SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_while_the_status_is_written(store, monkeypatch)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_while_the_status_is_written(store, monkeypatch):
     tracker = Tracker(Store.from_uri(str(store)))
 
     def interrupted(method):

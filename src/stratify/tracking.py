@@ -360,9 +360,14 @@ class Tracker:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """A store that fails to record raises :class:`StoreError` naming the store."""
+        """A store that fails to record raises :class:`StoreError` naming the store.
+
+        Ctrl-C is held until the block ends, so that it never lands inside a database
+        transaction (an interrupted one can keep SQLite locked against closing the run).
+        """
         try:
-            yield
+            with _interrupts_held():
+                yield
         except (OSError, MlflowException) as exc:
             if not _store_failure(exc):
                 raise
@@ -376,10 +381,12 @@ class Tracker:
 
         A failure to write it (a full disk, a server gone) raises :class:`StoreError`
         naming it and the store; what was written of it is removed from a local
-        artifact folder.
+        artifact folder. Ctrl-C is held until the block ends (MLflow reads the run
+        from the database to find where its artifacts go).
         """
         try:
-            yield
+            with _interrupts_held():
+                yield
         except (OSError, MlflowException) as exc:
             if not _store_failure(exc):
                 raise
