@@ -360,20 +360,9 @@ class Tracker:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """A store that fails to record raises :class:`StoreError` naming the store.
-
-        Ctrl-C is held until the block ends, so that it never lands inside a database
-        transaction (an interrupted one can keep SQLite locked against closing the run).
-        """
-        try:
-            with _interrupts_held():
-                yield
-        except (OSError, MlflowException) as exc:
-            if not _store_failure(exc):
-                raise
-            raise StoreError(
-                f"cannot write to the MLflow store {self.store.tracking_uri}: {_reason(exc)}"
-            ) from exc
+        """A store that fails to record raises :class:`StoreError` naming the store."""
+        with self._failing_as(f"cannot write to the MLflow store {self.store.tracking_uri}"):
+            yield
 
     @contextmanager
     def writing_artifact(self, run_id: str, path: str) -> Iterator[None]:
@@ -381,8 +370,23 @@ class Tracker:
 
         A failure to write it (a full disk, a server gone) raises :class:`StoreError`
         naming it and the store; what was written of it is removed from a local
-        artifact folder. Ctrl-C is held until the block ends (MLflow reads the run
-        from the database to find where its artifacts go).
+        artifact folder.
+        """
+        where = self.store.artifact_root or self.store.tracking_uri
+        with self._failing_as(
+            f"cannot write the artifact {path} of run {run_id} to {where}",
+            cleanup=lambda: self._discard_partial(run_id, path),
+        ):
+            yield
+
+    @contextmanager
+    def _failing_as(self, message: str, cleanup: Callable[[], None] | None = None):
+        """Run a store call with Ctrl-C held; a failure of the store becomes
+        ``StoreError(f"{message}: {reason}")``, after ``cleanup()``.
+
+        Ctrl-C is held until the block ends so that it never lands inside a database
+        transaction (an interrupted one can keep SQLite locked against closing the
+        run); MLflow reads the run from the database even to write an artifact.
         """
         try:
             with _interrupts_held():
@@ -390,11 +394,9 @@ class Tracker:
         except (OSError, MlflowException) as exc:
             if not _store_failure(exc):
                 raise
-            self._discard_partial(run_id, path)
-            where = self.store.artifact_root or self.store.tracking_uri
-            raise StoreError(
-                f"cannot write the artifact {path} of run {run_id} to {where}: {_reason(exc)}"
-            ) from exc
+            if cleanup is not None:
+                cleanup()
+            raise StoreError(f"{message}: {_reason(exc)}") from exc
 
     def _discard_partial(self, run_id: str, path: str) -> None:
         if self.store.artifact_root is None:

@@ -16,62 +16,20 @@ end) is refused before validation.
 from __future__ import annotations
 
 import difflib
-import functools
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from stratify.config.schema import ExperimentConfig
-from stratify.exceptions import StratifyInputError
+from stratify.exceptions import StratifyInputError, cut, one_line_errors, show
 
 #: Deepest nesting of mappings and lists a config may have.
 MAX_DEPTH = 32
 #: Most values (keys, items, scalars) a config may hold.
 MAX_VALUES = 100_000
-#: Longest key or value quoted in a message, and longest message, in characters.
-_WIDTH, _MAX_MESSAGE = 60, 1000
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _cut(text: str, width: int = _WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _show(value: object) -> str:
-    """``repr`` of a value from the config, cut if long."""
-    try:
-        return _cut(repr(value))
-    except ValueError:  # an int too long to print (over 4,300 digits)
-        return f"<{type(value).__name__} too large to show>"
-
-
-def _one_line_errors(func: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Make the :class:`StratifyInputError` of an entry point one printable line.
-
-    Line breaks and other unprintable characters (from keys, labels or paths)
-    are escaped, and very long messages are cut.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return func(*args, **kwargs)
-        except StratifyInputError as exc:
-            text = str(exc)
-            if text.isprintable() and len(text) <= _MAX_MESSAGE:
-                raise
-            text = "".join(
-                c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-            )
-            raise StratifyInputError(_cut(text, _MAX_MESSAGE)) from None
-
-    return wrapper
 
 
 def project_root(path: Path) -> Path:
@@ -86,7 +44,7 @@ def project_root(path: Path) -> Path:
     return start
 
 
-@_one_line_errors
+@one_line_errors
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Read a YAML config, apply ``key=value`` overrides and validate it.
 
@@ -150,7 +108,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             if "integer string conversion" in reason:
                 reason = "a number with more than 4300 digits"
-            problem = f"cannot read {_show(node.value)}" + (f" ({_cut(reason)})" if reason else "")
+            problem = f"cannot read {show(node.value)}" + (f" ({cut(reason)})" if reason else "")
             raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
@@ -171,7 +129,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-@_one_line_errors
+@one_line_errors
 def apply_override(raw: dict[str, Any], item: str) -> None:
     """Set a dotted ``key=value`` in a raw config mapping, in place.
 
@@ -184,10 +142,10 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     """
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
-        raise StratifyInputError(f"override {_show(item)}: expected key=value, e.g. seed=3")
+        raise StratifyInputError(f"override {show(item)}: expected key=value, e.g. seed=3")
     parts = key.strip().split(".")
     if not all(parts):
-        raise StratifyInputError(f"override {_show(item)}: empty name in the key '{_cut(key)}'")
+        raise StratifyInputError(f"override {show(item)}: empty name in the key '{cut(key)}'")
     node = raw
     for i, part in enumerate(parts[:-1]):
         child = node.get(part)
@@ -195,16 +153,16 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
             child = node[part] = {}
         if not isinstance(child, dict):
             where = ".".join(parts[: i + 1])
-            raise StratifyInputError(f"override {_show(item)}: '{_cut(where)}' is not a section")
+            raise StratifyInputError(f"override {show(item)}: '{cut(where)}' is not a section")
         node = child
-    parsed = _parse_yaml(value, f"override {_show(item)}: value")
+    parsed = _parse_yaml(value, f"override {show(item)}: value")
     if parsed is None:
         node.pop(parts[-1], None)
     else:
         node[parts[-1]] = parsed
 
 
-@_one_line_errors
+@one_line_errors
 def validate_config(
     raw: dict[str, Any], *, base_dir: Path | None = None, source: str = "config"
 ) -> ExperimentConfig:
@@ -220,9 +178,7 @@ def validate_config(
         raise StratifyInputError(f"{source}: expected a mapping of keys to values")
     bad_keys = [k for k in raw if not isinstance(k, str)]
     if bad_keys:
-        raise StratifyInputError(
-            f"{source}: key {_show(bad_keys[0])} is not a name (keys are text)"
-        )
+        raise StratifyInputError(f"{source}: key {show(bad_keys[0])} is not a name (keys are text)")
     if "base_dir" in raw:
         raise StratifyInputError(f"{source}: unknown key 'base_dir'")
     _check_size(raw, source)
@@ -249,7 +205,7 @@ def _check_size(raw: dict[str, Any], source: str) -> None:
                 f"{source}: more than {MAX_VALUES} values (YAML aliases expanding?)"
             )
         if len(path) > MAX_DEPTH:
-            where = ".".join(_cut(str(p)) for p in path[:4])
+            where = ".".join(cut(str(p)) for p in path[:4])
             raise StratifyInputError(
                 f"{source}: {where}: nested more than {MAX_DEPTH} levels deep "
                 "(or a YAML alias that refers to itself)"
@@ -266,10 +222,10 @@ def _describe(error: dict[str, Any]) -> str:
         # a key that is not text: pydantic puts it last, or before "[key]" for dict fields
         parent = raw_loc[: raw_loc.index("[key]") - 1] if "[key]" in raw_loc else raw_loc[:-1]
         where = ".".join(_field_path(parent)[0]) or "config"
-        return f"{where}: key {_show(error.get('input'))} is not a name (keys are text)"
+        return f"{where}: key {show(error.get('input'))} is not a name (keys are text)"
     loc, union_branch = _field_path(raw_loc)
-    key = ".".join(_cut(part) for part in loc) or "config"
-    got = _show(error.get("input"))
+    key = ".".join(cut(part) for part in loc) or "config"
+    got = show(error.get("input"))
     if union_branch:
         return f"{key}: not a valid value of this field (got {got})"
     if error["type"] == "extra_forbidden":

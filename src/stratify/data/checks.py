@@ -5,79 +5,30 @@ line naming the column and the problem. Rows are named by their position in the
 table, counting the first data row as row 1 (a CSV's line number minus one).
 
 The helpers at the top keep those lines short and on one line whatever the
-table holds: :func:`show` and :func:`label` cut long values and names,
-:func:`one_line` escapes line breaks and other control characters, and
-:func:`to_numbers` converts a column without ever raising.
+table holds: :func:`show` and :func:`label` cut long values and names (with
+:mod:`stratify.exceptions`, which also escapes line breaks and other control
+characters), and :func:`to_numbers` converts a column without ever raising.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-from typing import ParamSpec, TypeVar
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from stratify.exceptions import StratifyInputError
-
-#: Longest value or name quoted in a message, in characters.
-WIDTH = 60
-#: Longest message, in characters (the rest is cut).
-MAX_MESSAGE = 1000
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _cut(text: str, width: int = WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+from stratify.exceptions import StratifyInputError, cut
+from stratify.exceptions import show as _show
 
 
 def show(value: object) -> str:
     """A value as the user wrote it (numpy scalars shown as plain numbers), cut if long."""
-    value = value.item() if isinstance(value, np.generic) else value
-    try:
-        text = repr(value)
-    except ValueError:  # an int too long to print (over 4,300 digits)
-        text = f"<{type(value).__name__} too large to show>"
-    return _cut(text)
+    return _show(value.item() if isinstance(value, np.generic) else value)
 
 
 def label(name: object) -> str:
     """A column or key name for a message, cut if long."""
-    return _cut(str(name))
-
-
-def one_line(text: str) -> str:
-    """``text`` with line breaks and other unprintable characters escaped (``\\n``), cut if long.
-
-    Examples
-    --------
-    >>> one_line("column 'a\\nb' not found")
-    "column 'a\\\\nb' not found"
-    """
-    if not text.isprintable():
-        text = "".join(
-            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-        )
-    return _cut(text, MAX_MESSAGE)
-
-
-def one_line_errors(func: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Decorate an entry point so that its :class:`StratifyInputError` is one printable line."""
-
-    @functools.wraps(func)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return func(*args, **kwargs)
-        except StratifyInputError as exc:
-            message = one_line(str(exc))
-            if message == str(exc):
-                raise
-            raise StratifyInputError(message) from None
-
-    return wrapper
+    return cut(str(name))
 
 
 def to_numbers(col: pd.Series) -> pd.Series:

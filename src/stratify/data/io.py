@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stratify.data.checks import one_line_errors
-from stratify.exceptions import StratifyInputError
+from stratify.exceptions import StratifyInputError, one_line_errors
 
 _READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
     ".csv": lambda p: pd.read_csv(p),

@@ -23,7 +23,6 @@ from stratify.data.checks import (
     check_time,
     label,
     missing_mask,
-    one_line_errors,
     require_columns,
 )
 from stratify.data.covariates import (
@@ -34,7 +33,7 @@ from stratify.data.covariates import (
     resolve_covariates,
 )
 from stratify.data.covariates import log_transform as log_transform_columns
-from stratify.exceptions import StratifyInputError
+from stratify.exceptions import StratifyInputError, one_line_errors
 
 MissingPolicy = Literal["error", "complete_case"]
 
