@@ -66,6 +66,7 @@ def backend(execution: ExecutionConfig) -> Iterator[None]:
         If a local worker process dies, a Dask task keeps killing its workers, or the
         connection to the Dask cluster is lost.
     """
+    _quiet_resource_tracker()
     if execution.backend == "local":
         watched = parallel_config("loky", initializer=_exit_with_parent, initargs=(os.getpid(),))
         try:
@@ -79,6 +80,19 @@ def backend(execution: ExecutionConfig) -> Iterator[None]:
         return
     with _dask(execution):
         yield
+
+
+def _quiet_resource_tracker() -> None:
+    """Keep joblib's resource tracker from adding lines to a failed run's one-line error.
+
+    When a worker is killed, the tracker (a process of its own, started with this
+    process's environment) warns at shutdown about the semaphores it then cleans
+    up; that warning is about the cleanup, not for the user.
+    """
+    rule = "ignore:resource_tracker:UserWarning"
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if rule not in current.split(","):
+        os.environ["PYTHONWARNINGS"] = f"{current},{rule}" if current else rule
 
 
 def _exit_with_parent(parent: int) -> None:
