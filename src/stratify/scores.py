@@ -193,10 +193,44 @@ def fold_scores(
     pi = float(np.mean(arm_train)) if propensity is None else float(propensity)
     if not 0 < pi < 1:
         raise StratifyInputError(f"estimated propensity is {pi}; both arms must be in training")
+    means, residual = fold_nuisances(
+        X_train, y_train, arm_train, X_test, y_test, arm_test,
+        horizon=horizon, nuisance=nuisance, censoring=censoring, random_state=random_state,
+    )  # fmt: skip
+    weight = (arm_test - pi) / (pi * (1 - pi))
+    return means[:, 1] - means[:, 0] + weight[:, None] * residual
+
+
+def fold_nuisances(
+    X_train,
+    y_train,
+    arm_train,
+    X_test,
+    y_test,
+    arm_test,
+    *,
+    horizon,
+    nuisance="rsf",
+    censoring="km",
+    random_state=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The parts of the scores of the test patients, nuisances fitted on the training patients.
+
+    Same arguments as :func:`fold_scores`. Returns ``(means, residual)``:
+    ``means[i, a, k]``, the outcome model's mean of target ``k`` (0: RMST,
+    1: survival) for patient ``i`` under arm ``a``, :math:`m_a(x_i)`; and
+    ``residual[i, k]``, the AIPCW residual :math:`R_i` of the module
+    docstring under the patient's own arm.
+    """
     means = np.empty((len(y_test), 2, 2))  # patient, arm, target
     residual = np.empty((len(y_test), 2))
     for a in (0, 1):
         fit = arm_train == a
+        if not np.any(y_train["event"][fit]):
+            raise StratifyInputError(
+                f"arm {a} has no event in a training fold of the doubly robust scores: its "
+                "survival cannot be modelled there; use fewer folds"
+            )
         curves = _outcome_curves(
             nuisance, X_train[fit], y_train[fit], X_test, horizon, random_state
         )
@@ -204,8 +238,28 @@ def fold_scores(
         own = arm_test == a
         cens = _censoring_curves(censoring, X_train[fit], y_train[fit], X_test[own], horizon)
         residual[own] = _aipcw_residual(curves.subset(own), cens, y_test[own], horizon)
-    weight = (arm_test - pi) / (pi * (1 - pi))
-    return means[:, 1] - means[:, 0] + weight[:, None] * residual
+    return means, residual
+
+
+def cross_fitted_nuisances(
+    X, y, arm, *, horizon, folds, nuisance="rsf", censoring="km", random_state=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fold_nuisances` of every patient, from the other folds (inputs as :func:`dr_scores`).
+
+    ``folds`` is a sequence of ``(train, test)`` index arrays whose test parts
+    cover every patient once. Returns ``(means, residual)`` of shapes
+    ``(n, 2, 2)`` and ``(n, 2)``.
+    """
+    X_arr, y, arm = _check_inputs(X, y, arm, horizon, len(folds), 0.5, nuisance, censoring)
+    rng = np.random.default_rng(random_state)
+    means, residual = np.empty((len(y), 2, 2)), np.empty((len(y), 2))
+    for train, test in folds:
+        means[test], residual[test] = fold_nuisances(
+            X_arr[train], y[train], arm[train], X_arr[test], y[test], arm[test],
+            horizon=horizon, nuisance=nuisance, censoring=censoring,
+            random_state=int(rng.integers(2**31)),
+        )  # fmt: skip
+    return means, residual
 
 
 @dataclass(frozen=True)
@@ -244,12 +298,15 @@ class _Curves:
 
 def _outcome_curves(kind, X_fit, y_fit, X_new, horizon, random_state) -> _Curves:
     """Fit S_a(t | x) on one arm's training patients; predict for ``X_new``."""
-    if not np.any(y_fit["event"]):
-        raise StratifyInputError("an arm has no events in a training fold; use fewer folds")
     if kind == "rsf":
+        # Imported here: stratify.learners imports this module (dr_learner).
+        from stratify.learners.base_models import forest_survival_at
+
         model = RandomSurvivalForest(**RSF_PARAMS, random_state=random_state)
         model.fit(X_fit, _coarsen(y_fit, RSF_MAX_TIMES))
-        surv = model.predict_survival_function(X_new, return_array=True)
+        # From the leaves: scikit-survival cannot predict a forest fitted on one distinct time
+        # (every time of an arm at its single event time once coarsened, as in grf's simple1).
+        surv = forest_survival_at(model, X_new, model.unique_times_)
     else:
         scaler = StandardScaler().fit(X_fit)
         model = CoxPHSurvivalAnalysis(alpha=COX_ALPHA).fit(scaler.transform(X_fit), y_fit)
@@ -363,4 +420,12 @@ def _check_inputs(X, y, arm, horizon, n_folds, propensity, nuisance, censoring):
         raise StratifyInputError(f"nuisance must be one of {NUISANCES} (got {nuisance!r})")
     if censoring not in CENSORING:
         raise StratifyInputError(f"censoring must be one of {CENSORING} (got {censoring!r})")
+    _check_events(y, arm)
     return X_arr, y, arm.astype(int)
+
+
+def _check_events(y, arm) -> None:
+    """Each arm needs an event: its survival is modelled within the arm."""
+    for a in (0, 1):
+        if not np.any(y["event"][arm == a]):
+            raise StratifyInputError(f"arm {a} has no events: its survival cannot be modelled")

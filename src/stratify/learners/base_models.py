@@ -233,13 +233,40 @@ def fit_base_model(
         params["max_samples"] = len(y)
     model = make_base_model(name, params, random_state=random_state)
     if max_bins is None:
-        return model.fit(X, y)
-    if not isinstance(model, _FORESTS):
+        model.fit(X, y)
+    elif not isinstance(model, _FORESTS):
         raise StratifyInputError(f"max_bins applies to forests, not to base model {name!r}")
-    edges = quantile_edges(X, max_bins)
-    model.fit(bin_covariates(X, edges), y)
-    restore_thresholds(model, edges)
+    else:
+        edges = quantile_edges(X, max_bins)
+        model.fit(bin_covariates(X, edges), y)
+        restore_thresholds(model, edges)
+    complete_single_time_curves(model)
     return model
+
+
+def complete_single_time_curves(forest) -> None:
+    """Write the survival curves into a forest fitted on a single distinct time.
+
+    scikit-survival (0.28) takes a tree with one output for a low-memory tree:
+    when every training time is the same (every patient of an arm followed to
+    the horizon, or all times rounded to one grid point), each node keeps its
+    Nelson-Aalen cumulative hazard ``d / n`` at that time but its survival
+    column stays 0, and the forest's ``predict_survival_function`` fails on
+    the shapes. With one time, Kaplan-Meier survival is ``1 - d / n``: it is
+    written into every node, in place, so that the node curves read by
+    :func:`forest_survival_at` and by the tree explainers are right. Other
+    models, low-memory forests and forests with several times are left alone.
+
+    Parameters
+    ----------
+    forest : sklearn.base.BaseEstimator
+        A fitted base model.
+    """
+    if not isinstance(forest, _FORESTS) or forest.low_memory or forest.unique_times_.size != 1:
+        return
+    for tree in forest.estimators_:
+        value = tree.tree_.value  # a view of the tree's nodes: written in place
+        value[:, :, 1] = 1.0 - value[:, :, 0]
 
 
 def quantile_edges(X: pd.DataFrame, max_bins: int) -> dict[int, np.ndarray]:
@@ -386,15 +413,21 @@ def forest_survival_at(forest, X, times: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray of shape (n_patients, n_times)
         ``S(t | x)``: 1 before the first of ``unique_times_``, the last value
-        after the last.
+        after the last. A forest fitted on a single distinct time, whose
+        survival scikit-survival cannot predict, is read from its cumulative
+        hazard (:func:`complete_single_time_curves`).
     """
     leaves = forest.apply(X)  # (n_patients, n_trees)
     known = np.asarray(forest.unique_times_, dtype=float)
     idx = np.searchsorted(known, np.asarray(times, dtype=float), side="right") - 1
     after_start = idx >= 0
     total = np.zeros((leaves.shape[0], int(after_start.sum())))
+    single_time = known.size == 1  # survival 1 - d/n (see complete_single_time_curves)
     for k, tree in enumerate(forest.estimators_):
-        node_curves = tree.tree_.value[:, idx[after_start], 1]  # survival columns, every node
+        if single_time:
+            node_curves = 1.0 - tree.tree_.value[:, idx[after_start], 0]
+        else:
+            node_curves = tree.tree_.value[:, idx[after_start], 1]  # survival, every node
         total += node_curves[leaves[:, k]]
     total /= len(forest.estimators_)
     out = np.ones((leaves.shape[0], idx.size))
