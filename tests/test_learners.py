@@ -50,7 +50,12 @@ HORIZON = 640.0
 MODIFIER = "csf_pnfh"
 NAMES = list(LEARNERS)
 #: Learners whose estimates flip exactly when the arm labels are swapped.
-EXACT_SWAP = {"t_learner": 1e-9, "coxnet_interaction": 1e-6, "cox_interaction": 1e-2}
+EXACT_SWAP = {
+    "t_learner": 1e-9,
+    "coxnet_interaction": 1e-6,
+    "cox_interaction": 1e-2,
+    "causal_survival_forest": 0.0,
+}
 #: Mean cate_rmst within this of the mean true effect (days), n = 1000; see module docstring.
 MEAN_TOL = 25.0
 #: Mean |cate_rmst| under no effect (days), n = 1000: the spread each learner's noise makes.
@@ -61,6 +66,7 @@ NONE_ABS_BOUND = {
     "coxnet_interaction": 25.0,
     "dr_learner": 75.0,
     "cox_interaction": 25.0,
+    "causal_survival_forest": 15.0,
 }
 SPEARMAN_MIN = {
     "s_learner": 0.25,
@@ -68,6 +74,7 @@ SPEARMAN_MIN = {
     "coxnet_interaction": 0.4,
     "dr_learner": 0.25,
     "cox_interaction": 0.5,
+    "causal_survival_forest": 0.5,
 }
 #: Simulator seeds of the n = 1000 trials (not among the seeds that set the tolerances).
 SEEDS = {"common": 11, "none": 12, "mirocals": 13}
@@ -102,6 +109,7 @@ def test_registry_has_the_documented_names():
         "coxnet_interaction",
         "dr_learner",
         "cox_interaction",
+        "causal_survival_forest",
     ]
     assert set(BASE_MODELS) == {"rsf", "gbsa", "coxph"}
 

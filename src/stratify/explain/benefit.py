@@ -30,6 +30,7 @@ large cohorts, where exact SHAP for every patient costs more than the fit.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from numbers import Integral
@@ -46,10 +47,11 @@ from stratify.explain.trees import (
     TreeModel,
     combine,
     explain_trees,
+    honest_forest_model,
     regression_forest_model,
     tree_model,
 )
-from stratify.learners import DRLearner, SLearner, TLearner
+from stratify.learners import CausalSurvivalForest, DRLearner, SLearner, TLearner
 from stratify.learners.base import CATELearner, rmst_grid
 
 #: Largest number of covariates for which the model-agnostic path is exact.
@@ -275,6 +277,8 @@ def is_tree_learner(learner: CATELearner) -> bool:
         return all(isinstance(m, _FORESTS) for m in learner.models_)
     if isinstance(learner, SLearner):
         return isinstance(learner.model_, _FORESTS)
+    if isinstance(learner, CausalSurvivalForest):
+        return _causal_forest_trees(learner, learner.horizon_) is not None
     return isinstance(learner, DRLearner) and learner.final == "forest"
 
 
@@ -309,11 +313,35 @@ def _arm_trees(learner, output: str, times) -> tuple[TreeModel, TreeModel] | Non
 
 
 def _benefit_trees(learner, horizon: float) -> TreeModel | None:
+    if isinstance(learner, CausalSurvivalForest):
+        return _causal_forest_trees(learner, horizon)
     grid = rmst_grid(learner, horizon)
     pair = _arm_trees(learner, "survival", grid)
     if pair is None:
         return None
     return combine([pair[1], pair[0].scale(-1.0)]).map_outputs(_weights(grid))
+
+
+def _causal_forest_trees(learner: CausalSurvivalForest, horizon: float) -> TreeModel | None:
+    """Both estimands as one two-output sum of trees (None where not additive).
+
+    Estimand ``k``'s forest goes to output ``k``; its shrinkage toward the
+    average effect, ``ate + lambda * (forest - ate)``, is a scale and an offset.
+    """
+    learner.predict_cate(pd.DataFrame(columns=learner.feature_names_in_), horizon)  # horizon
+    parts = []
+    for k, name in enumerate(ESTIMANDS):
+        model = honest_forest_model(learner.forests_[name])
+        if model is None:
+            return None
+        lam, ate = learner.shrinkage_factor_[name], learner.average_effect_[name]
+        to_output = np.zeros((1, len(ESTIMANDS)))
+        to_output[0, k] = lam
+        model = model.map_outputs(to_output)
+        offset = np.zeros(len(ESTIMANDS))
+        offset[k] = (1.0 - lam) * ate
+        parts.append(dataclasses.replace(model, base_offset=model.base_offset + offset))
+    return combine(parts)
 
 
 def _design(learner, X: pd.DataFrame) -> pd.DataFrame:

@@ -326,6 +326,50 @@ def regression_forest_model(forest) -> TreeModel:
     return TreeModel(trees, np.zeros(1), int(forest.n_features_in_))
 
 
+def honest_forest_model(forest) -> TreeModel | None:
+    """Convert a :class:`stratify.learners.honest_trees.Forest` into a :class:`TreeModel`.
+
+    The forest's estimate is the ratio of the means over trees of the leaf
+    numerators and denominators. Where every leaf has the same denominator
+    (a causal forest with propensity 0.5, whose denominators are all
+    ``0.25``), that ratio is the mean over trees of numerator / denominator:
+    a sum of trees, explained exactly.
+
+    Parameters
+    ----------
+    forest : stratify.learners.honest_trees.Forest
+        A grown forest.
+
+    Returns
+    -------
+    TreeModel or None
+        One output, the forest's estimate for new patients; None where the
+        leaf denominators differ (the estimate is then not a sum of trees).
+    """
+    den = forest.denominator[forest.count > 0]
+    if den.size == 0 or not np.allclose(den, den[0], rtol=1e-12, atol=0.0):
+        return None
+    scale = 1.0 / (forest.n_trees * float(den[0]))
+    trees = []
+    for t in range(forest.n_trees):
+        rows = forest.tree(t)
+        root = int(forest.roots[t])
+        left = np.where(forest.left[rows] >= 0, forest.left[rows] - root, -1).astype(np.int32)
+        right = np.where(forest.right[rows] >= 0, forest.right[rows] - root, -1).astype(np.int32)
+        trees.append(
+            {
+                "children_left": left,
+                "children_right": right,
+                "children_default": left.copy(),
+                "features": np.where(left >= 0, forest.feature[rows], -2).astype(np.int32),
+                "thresholds": forest.threshold[rows].astype(np.float64),
+                "values": (forest.numerator[rows] * scale)[:, None],
+                "node_sample_weight": forest.count[rows].astype(np.float64),
+            }
+        )
+    return TreeModel(trees, np.zeros(1), int(forest.n_features))
+
+
 def explain_trees(
     tm: TreeModel,
     X,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from stratify.exceptions import StratifyInputError
 from stratify.learners.base import CATELearner
+from stratify.learners.causal_survival_forest import CausalSurvivalForest
 from stratify.learners.cox import CoxInteraction, CoxnetInteraction
 from stratify.learners.dr import DRLearner
 from stratify.learners.meta import SLearner, TLearner
@@ -22,6 +23,7 @@ LEARNERS: dict[str, type[CATELearner]] = {
     "coxnet_interaction": CoxnetInteraction,
     "dr_learner": DRLearner,
     "cox_interaction": CoxInteraction,
+    "causal_survival_forest": CausalSurvivalForest,
 }
 
 #: Parameters set by the experiment, never by a config's learner parameters.
@@ -58,8 +60,8 @@ def make_learner(
         ``"cox_interaction"``).
     horizon : float
         Horizon in days, given to learners that take one: those fitted for
-        one horizon (``"dr_learner"``) and those whose ``time_grid`` must
-        contain it (``"s_learner"``, ``"t_learner"``).
+        one horizon (``"dr_learner"``, ``"causal_survival_forest"``) and those
+        whose ``time_grid`` must contain it (``"s_learner"``, ``"t_learner"``).
 
     Returns
     -------

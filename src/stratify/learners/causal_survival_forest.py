@@ -1,0 +1,457 @@
+r"""The causal survival forest of Cui et al. (2023), as grf implements it, in Python.
+
+For a horizon :math:`h` and target :math:`\psi(T) = \min(T, h)` (RMST) or
+:math:`1\{T > h\}` (survival), the forest solves, in the neighbourhood of each
+``x`` that its honest trees define, the doubly robust (AIPCW) estimating
+equation of Cui, Kosorok, Sverdrup, Wager & Zhu (*JRSS B* 2023):
+
+.. math::
+
+   \sum_i \alpha_i(x) \big[\psi^{num}_i - \psi^{den}_i\, \tau(x)\big] = 0, \quad
+   \psi^{num}_i = (W_i - e_i)\,\Gamma_i, \quad \psi^{den}_i = (W_i - e_i)^2,
+
+where :math:`e_i` is the propensity and :math:`\Gamma_i` the AIPCW
+transformation of :math:`\psi(T_i) - m(x_i)`, with
+:math:`m(x) = e\,m_1(x) + (1 - e)\,m_0(x)` and :math:`m_a`,
+:math:`Q_a(t \mid x) = E[\psi \mid T > t, x, a]` and the censoring survival
+from nuisance models fitted on the other folds (:mod:`stratify.scores`, whose
+residual :math:`R_i` gives :math:`\Gamma_i = R_i + m_{W_i}(x_i) - m(x_i)`,
+since the AIPCW weights sum to one). The trees, their honesty, the gradient
+relabelling and split constraints, and the little-bag variance are those of
+:mod:`stratify.learners.honest_trees` (grf's ``core/src``).
+
+Two forests are grown, one per estimand (``cate_rmst`` and ``cate_surv``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.utils.validation import check_is_fitted
+
+from stratify import scores
+from stratify.exceptions import StratifyInputError
+from stratify.learners import honest_trees
+from stratify.learners.base import CATE_COLUMNS, CATELearner
+from stratify.learners.base_models import (
+    check_covariates,
+    check_fit_inputs,
+    check_integer,
+    check_number,
+)
+from stratify.learners.meta import TLearner
+
+#: How the estimates are pulled toward the average effect.
+SHRINKAGE = ("none", "calibrated")
+#: The forest that estimates an unknown propensity, out of bag (grf fits W.hat with a
+#: regression forest on half-samples). Leaves of 20: on grf's type2 design (propensity
+#: 0.25-0.77 through x1) leaves of 5 cost the causal forest 4 % in RMSE (5 seeds).
+PROPENSITY_FOREST = {
+    "n_estimators": 500,
+    "min_samples_leaf": 20,
+    "max_samples": 0.5,
+    "oob_score": True,
+}
+
+
+class CausalSurvivalForest(CATELearner):
+    """Causal survival forest (grf's ``causal_survival_forest``) for both estimands.
+
+    :meth:`fit` cross-fits the nuisances (survival ``nuisance`` and censoring
+    ``censoring`` models within each arm, ``n_folds`` folds), builds the
+    estimating-equation terms for the RMST difference and the survival
+    difference at ``horizon``, and grows one honest forest for each.
+    Out-of-bag estimates of the training patients, with standard errors, are in
+    :attr:`oob_cate_`; :meth:`predict_cate_interval` gives estimates and
+    confidence intervals for new patients.
+
+    Parameters
+    ----------
+    horizon : float
+        Horizon of the estimands (same unit as the times); required.
+    n_estimators : int
+        Trees per forest (grf's ``num.trees``), a multiple of ``ci_group_size``.
+    sample_fraction : float
+        Share of patients drawn for each tree, in (0, 0.5] with little bags.
+    mtry : int, optional
+        Covariates tried at each split (a Poisson draw around it, as grf);
+        None: ``min(ceil(sqrt(p) + 20), p)``, grf's default.
+    min_node_size : int
+        grf's ``min.node.size``: nodes of at most this many patients are leaves,
+        and a split leaves at least this many patients with a treatment
+        residual below, and above, the node's mean on each side.
+    alpha : float
+        grf's ``alpha``: the least share of failures (and of the treatment
+        residual's spread) each child keeps.
+    honesty : bool
+        Whether half of each subsample (``honesty_fraction``) only fills the leaves.
+    honesty_fraction : float
+        Share of the subsample that fills the leaves.
+    ci_group_size : int
+        Trees per little bag; at least 2 for standard errors.
+    propensity : float or None
+        Known probability of treatment (0.5 in a 1:1 trial). None estimates
+        it per patient with an out-of-bag regression forest of the arm
+        (:data:`PROPENSITY_FOREST`), as grf estimates ``W.hat``.
+    nuisance : {"coxph", "rsf"}
+        Survival model within each arm (:func:`stratify.scores.dr_scores`).
+    censoring : {"km", "coxph"}
+        Censoring model within each arm.
+    n_folds : int
+        Cross-fitting folds of the nuisances.
+    shrinkage : {"none", "calibrated"}
+        ``"none"``: grf's estimate. ``"calibrated"``: every estimate is pulled
+        toward the average effect :math:`\\bar\\tau` by one factor,
+        :math:`\\bar\\tau + \\lambda (\\hat\\tau(x) - \\bar\\tau)`, where
+        :math:`\\lambda \\in [0, 1]` is the calibration slope of the out-of-bag
+        estimates on the doubly robust signal (:func:`calibration_slope`, grf's
+        ``test_calibration``): the least-squares factor, 0 when the spread of
+        the estimates is noise. It helps where heterogeneity is weak for the
+        sample size (BENCHMARKS.md: at n = 220, 0.71x grf's RMSE without an
+        effect, 0.83x with a common one, 0.99x on the MIROCALS design) and
+        costs where the forest's spread is real but the signal noisy (1.14x on
+        grf's type2 design at n = 1,000). Intervals then use the variance of
+        the shrunk estimate; they do not account for the bias of shrinking.
+    n_jobs : int
+        Threads growing and applying the trees (estimates do not depend on it).
+    random_state : int, optional
+        Seed of the folds, the nuisances and the trees.
+
+    Attributes
+    ----------
+    horizon_ : float
+    forests_ : dict of str to stratify.learners.honest_trees.Forest
+        The grown forests, by estimand.
+    oob_cate_ : pandas.DataFrame
+        Out-of-bag ``cate_rmst``, ``cate_rmst_se``, ``cate_surv``,
+        ``cate_surv_se`` of the training patients.
+    average_effect_, average_effect_se_ : dict of str to float
+        The doubly robust average effect of each estimand (the estimating
+        equation solved over all patients) and its standard error.
+    shrinkage_factor_ : dict of str to float
+        :math:`\\lambda` per estimand (1 without shrinkage).
+    calibration_ : dict of str to tuple of float
+        Per estimand, the calibration slope of the out-of-bag estimates and its
+        standard error (:func:`calibration_slope`): grf's ``test_calibration``
+        "differential forest prediction", for survival.
+    propensity_ : numpy.ndarray
+        The propensity used for each training patient.
+    survival_model_ : TLearner
+        Survival curves (for risk metrics), a T-learner with base ``nuisance``.
+    event_times_, feature_names_in_ : numpy.ndarray
+    """
+
+    def __init__(
+        self,
+        *,
+        horizon=None,
+        n_estimators=2000,
+        sample_fraction=0.5,
+        mtry=None,
+        min_node_size=5,
+        alpha=0.05,
+        honesty=True,
+        honesty_fraction=0.5,
+        ci_group_size=2,
+        propensity=0.5,
+        nuisance="coxph",
+        censoring="km",
+        n_folds=5,
+        shrinkage="none",
+        n_jobs=1,
+        random_state=None,
+    ):
+        self.horizon = horizon
+        self.n_estimators = n_estimators
+        self.sample_fraction = sample_fraction
+        self.mtry = mtry
+        self.min_node_size = min_node_size
+        self.alpha = alpha
+        self.honesty = honesty
+        self.honesty_fraction = honesty_fraction
+        self.ci_group_size = ci_group_size
+        self.propensity = propensity
+        self.nuisance = nuisance
+        self.censoring = censoring
+        self.n_folds = n_folds
+        self.shrinkage = shrinkage
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        if self.horizon is None:
+            raise StratifyInputError(
+                "CausalSurvivalForest needs the horizon it estimates effects at"
+            )
+        check_number(self.horizon, "horizon", 1e-12, np.inf)
+        group = check_integer(self.ci_group_size, "ci_group_size", 1)
+        trees = check_integer(self.n_estimators, "n_estimators", group)
+        if trees % group:
+            raise StratifyInputError(
+                f"n_estimators ({trees}) must be a multiple of ci_group_size ({group})"
+            )
+        top = 0.5 if group > 1 else 1.0
+        check_number(self.sample_fraction, "sample_fraction", 1e-6, top)
+        if self.mtry is not None:
+            check_integer(self.mtry, "mtry", 1)
+        check_integer(self.min_node_size, "min_node_size", 1)
+        check_number(self.alpha, "alpha", 0.0, 0.25)
+        if not isinstance(self.honesty, bool):
+            raise StratifyInputError(f"honesty must be true or false (got {self.honesty!r})")
+        check_number(self.honesty_fraction, "honesty_fraction", 0.05, 0.95)
+        if self.propensity is not None:
+            check_number(self.propensity, "propensity", 1e-6, 1 - 1e-6)
+        choices = {
+            "nuisance": scores.NUISANCES,
+            "censoring": scores.CENSORING,
+            "shrinkage": SHRINKAGE,
+        }
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                listed = ", ".join(repr(v) for v in valid)
+                raise StratifyInputError(
+                    f"{name} must be one of {listed} (got {getattr(self, name)!r})"
+                )
+        check_integer(self.n_folds, "n_folds", 2)
+        jobs = self.n_jobs
+        if jobs is not None and (
+            isinstance(jobs, bool) or not isinstance(jobs, Integral) or not jobs
+        ):
+            raise StratifyInputError(f"n_jobs must be a non-zero integer (got {self.n_jobs!r})")
+
+    def fit(self, X, y, arm) -> CausalSurvivalForest:
+        """Cross-fit the nuisances and grow the forests.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Numeric covariates.
+        y : numpy.ndarray
+            ``Surv`` outcome.
+        arm : array-like
+            0 (control) or 1 (treated) per patient.
+
+        Returns
+        -------
+        CausalSurvivalForest
+            ``self``.
+        """
+        self._check_params()
+        X, y, arm = check_fit_inputs(X, y, arm)
+        self.horizon_ = float(self.horizon)
+        event = np.asarray(y[y.dtype.names[0]], bool)
+        time = np.asarray(y[y.dtype.names[1]], float)
+        # Work in an order fixed by the data alone, so that the estimates do not depend on
+        # the order of the rows nor on which arm is called 1 (only identical rows tie).
+        order = canonical_order(X.to_numpy(), time, event)
+        X_fit, y, arm = X.iloc[order], y[order], arm[order]
+        event, time = event[order], time[order]
+        rng = np.random.default_rng(self.random_state)
+        fold_seed, nuisance_seed, tree_seed = (int(s) for s in rng.integers(2**31, size=3))
+        numerator, denominator, centred, e = self._estimating_terms(
+            X_fit, y, arm, event, fold_seed, nuisance_seed
+        )
+        failure = event | (time >= self.horizon_)
+        p = X.shape[1]
+        options = honest_trees.TreeOptions(
+            mtry=int(self.mtry or min(math.ceil(math.sqrt(p) + 20), p)),
+            min_node_size=int(self.min_node_size),
+            alpha=float(self.alpha),
+            honesty=self.honesty,
+            honesty_fraction=float(self.honesty_fraction),
+        )
+        n_jobs = self._threads()
+        self.forests_, self.average_effect_, self.average_effect_se_ = {}, {}, {}
+        self.shrinkage_factor_, self.calibration_ = {}, {}
+        oob = {}
+        for k, name in enumerate(CATE_COLUMNS):
+            forest, in_bag = honest_trees.grow_forest(
+                X_fit.to_numpy(), numerator[:, k], denominator, centred, failure,
+                n_trees=int(self.n_estimators), sample_fraction=float(self.sample_fraction),
+                group_size=int(self.ci_group_size), options=options, seed=tree_seed + k,
+                n_jobs=n_jobs,
+            )  # fmt: skip
+            tau, var = honest_trees.estimate(forest, X_fit.to_numpy(), in_bag=in_bag, n_jobs=n_jobs)
+            ate, ate_var = _average_effect(numerator[:, k], denominator)
+            ok = np.isfinite(tau)
+            slope = calibration_slope(tau[ok], numerator[ok, k], denominator[ok], ate)
+            self.calibration_[name] = slope
+            factor = 1.0 if self.shrinkage == "none" else float(np.clip(slope[0], 0.0, 1.0))
+            self.forests_[name] = forest
+            self.average_effect_[name] = ate
+            self.shrinkage_factor_[name] = factor
+            self.average_effect_se_[name] = math.sqrt(ate_var)
+            est, se = self._shrunk(name, tau, var)
+            oob[name], oob[f"{name}_se"] = est, se
+        back = np.argsort(order)
+        self.oob_cate_ = pd.DataFrame({k: v[back] for k, v in oob.items()}, index=X.index)
+        self.propensity_ = e[back]
+        self.survival_model_ = TLearner(base=self.nuisance, random_state=self.random_state)
+        self.survival_model_.fit(X, y[back], arm[back])
+        self.event_times_ = self.survival_model_.event_times_
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def _estimating_terms(self, X, y, arm, event, fold_seed: int, nuisance_seed: int):
+        """Numerators (one column per estimand), denominators, W - e and e, per patient."""
+        folds = balanced_folds(arm, event, int(self.n_folds), fold_seed)
+        means, residual = scores.cross_fitted_nuisances(
+            X, y, arm, horizon=self.horizon_, folds=folds, nuisance=self.nuisance,
+            censoring=self.censoring, random_state=nuisance_seed,
+        )  # fmt: skip
+        e = self._propensity(X, arm, nuisance_seed)
+        centred = arm - e
+        own = means[np.arange(len(arm)), arm]  # m_{W_i}(x_i), shape (n, 2)
+        marginal = e[:, None] * means[:, 1] + (1 - e[:, None]) * means[:, 0]  # m(x_i)
+        # AIPCW of psi - m(x) is the residual under the own arm plus m_{W_i} - m (weights sum to 1)
+        numerator = centred[:, None] * (residual + own - marginal)
+        return numerator, centred**2, centred, e
+
+    def _threads(self) -> int:
+        return (os.cpu_count() or 1) if self.n_jobs in (None, -1) else max(int(self.n_jobs), 1)
+
+    def _propensity(self, X: pd.DataFrame, arm: np.ndarray, seed: int) -> np.ndarray:
+        if self.propensity is not None:
+            return np.full(len(arm), float(self.propensity))
+        forest = RandomForestRegressor(
+            **PROPENSITY_FOREST, n_jobs=self._threads(), random_state=seed
+        )
+        e = forest.fit(X, arm).oob_prediction_
+        e = np.where(np.isfinite(e), e, arm.mean())
+        return np.clip(e, 0.05, 0.95)
+
+    def _shrunk(self, name: str, tau: np.ndarray, var: np.ndarray):
+        """Estimates and standard errors after shrinkage toward the average effect."""
+        lam, ate = self.shrinkage_factor_[name], self.average_effect_[name]
+        est = ate + lam * (tau - ate)
+        se = np.sqrt(lam**2 * var + (1 - lam) ** 2 * self.average_effect_se_[name] ** 2)
+        return est, se
+
+    def predict_cate(self, X, horizon=None) -> pd.DataFrame:
+        """Estimated benefit of new patients, from all trees.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Covariates, columns as in :meth:`fit`.
+        horizon : float, optional
+            Must be the fitted horizon if given.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``cate_rmst`` and ``cate_surv``, indexed like ``X``.
+        """
+        frame = self._predict(X, horizon, variance=False)
+        return frame[list(CATE_COLUMNS)]
+
+    def predict_cate_interval(self, X, horizon=None, *, level: float = 0.95) -> pd.DataFrame:
+        """Estimates with standard errors and confidence intervals.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Covariates, columns as in :meth:`fit`.
+        horizon : float, optional
+            Must be the fitted horizon if given.
+        level : float
+            Confidence level of the normal intervals.
+
+        Returns
+        -------
+        pandas.DataFrame
+            For each estimand ``e``: ``e``, ``e_se``, ``e_low``, ``e_high``.
+        """
+        return with_intervals(self._predict(X, horizon, variance=True), level)
+
+    def _predict(self, X, horizon, *, variance: bool) -> pd.DataFrame:
+        check_is_fitted(self)
+        if horizon is not None and not math.isclose(float(horizon), self.horizon_, rel_tol=1e-9):
+            raise StratifyInputError(
+                f"CausalSurvivalForest was fitted for horizon {self.horizon_:g}; it cannot "
+                f"estimate effects at {float(horizon):g} without refitting"
+            )
+        index = getattr(X, "index", None)
+        X = check_covariates(X)
+        if list(X.columns) != list(self.feature_names_in_):
+            raise StratifyInputError(
+                f"columns {list(X.columns)} differ from the learner's covariates "
+                f"{list(self.feature_names_in_)}"
+            )
+        out = {}
+        for name, forest in self.forests_.items():
+            tau, var = honest_trees.estimate(
+                forest, X.to_numpy(), variance=variance, n_jobs=self._threads()
+            )
+            out[name], out[f"{name}_se"] = self._shrunk(name, tau, var)
+        return pd.DataFrame(out, index=index)
+
+    def _survival_under(self, X, arm, times) -> np.ndarray:
+        """From the T-learner fitted on all training data (see the class docstring)."""
+        return self.survival_model_.predict_survival(X, arm, times)
+
+
+def with_intervals(frame: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Add ``<e>_low``/``<e>_high`` normal intervals for every ``<e>``/``<e>_se`` pair."""
+    z = stats.norm.ppf(0.5 + level / 2)
+    out = frame.copy()
+    for name in CATE_COLUMNS:
+        if f"{name}_se" in out:
+            out[f"{name}_low"] = out[name] - z * out[f"{name}_se"]
+            out[f"{name}_high"] = out[name] + z * out[f"{name}_se"]
+    return out
+
+
+def canonical_order(X: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """Rows sorted by time, then event, then each covariate: an order set by the data alone."""
+    keys = [X[:, j] for j in range(X.shape[1] - 1, -1, -1)]
+    return np.lexsort([*keys, event, time])
+
+
+def balanced_folds(arm, event, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds stratified on arm x event, dealt in a seeded random order within each stratum.
+
+    The same patients (by position) get the same fold whatever the arms are
+    called, which :func:`sklearn.model_selection.StratifiedKFold` does not promise.
+    """
+    rank = np.random.default_rng(seed).permutation(len(arm))
+    fold = np.empty(len(arm), dtype=int)
+    for a in (0, 1):
+        for d in (False, True):
+            members = np.flatnonzero((arm == a) & (event == d))
+            fold[members[np.argsort(rank[members])]] = np.arange(len(members)) % n_folds
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
+
+
+def calibration_slope(tau, numerator, denominator, ate) -> tuple[float, float]:
+    r"""Slope (and its standard error) of the signal on out-of-bag estimates around the average.
+
+    The least-squares solution of the estimating equation
+    :math:`\sum_i (\psi^{num}_i - \psi^{den}_i [\bar\tau + \lambda (\hat\tau_i - \bar\tau)])
+    \psi^{den}_i (\hat\tau_i - \bar\tau) = 0` -- grf's ``test_calibration``
+    "differential forest prediction" -- with a heteroscedasticity-robust (HC0)
+    standard error. 1 means the estimates' spread is right, 0 that it is noise.
+    """
+    centred = tau - ate
+    x = denominator * centred
+    r = numerator - denominator * ate
+    sxx = float(np.sum(x * centred))
+    if sxx <= 0:
+        return 0.0, np.inf
+    slope = float(np.sum(r * centred) / sxx)
+    resid = r - x * slope
+    se = float(np.sqrt(np.sum((centred * resid) ** 2)) / sxx)
+    return slope, se
+
+
+def _average_effect(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float]:
+    """The estimating equation solved over everybody, and its sandwich variance."""
+    ate = float(numerator.sum() / denominator.sum())
+    influence = (numerator - denominator * ate) / denominator.mean()
+    return ate, float(np.var(influence, ddof=1) / len(numerator))
