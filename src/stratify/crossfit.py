@@ -25,6 +25,9 @@ from stratify.learners.registry import make_learner
 from stratify.metrics.risk import risk_metrics
 from stratify.progress import track
 
+#: Half-width of a 95 % normal interval, in standard errors.
+Z95 = 1.959963984540054
+
 
 @dataclass(frozen=True)
 class NamedLearner:
@@ -50,17 +53,34 @@ class CrossFit:
         One row per (repeat, fold): risk metrics on the held-out fold.
     index : pandas.Index
         Patient identifiers, in the order of ``estimates``.
+    standard_errors : numpy.ndarray, optional
+        Shape of ``estimates``: the standard error of each estimate, for learners
+        that give one (``predict_cate_interval``); None otherwise.
     """
 
     label: str
     estimates: np.ndarray
     fold_metrics: pd.DataFrame
     index: pd.Index
+    standard_errors: np.ndarray | None = None
 
     @property
     def oof(self) -> pd.DataFrame:
-        """Each patient's out-of-fold benefit, averaged over repeats."""
-        return pd.DataFrame(self.estimates.mean(axis=0), index=self.index, columns=CATE_COLUMNS)
+        """Each patient's out-of-fold benefit, averaged over repeats.
+
+        With standard errors, also ``<estimand>_low``/``<estimand>_high``: a 95 %
+        interval around the average whose standard error is the root mean
+        square of the repeats' (the average of correlated estimates is no more
+        variable than one of them, so the interval errs wide).
+        """
+        frame = pd.DataFrame(self.estimates.mean(axis=0), index=self.index, columns=CATE_COLUMNS)
+        if self.standard_errors is None:
+            return frame
+        se = np.sqrt(np.mean(self.standard_errors**2, axis=0))
+        for k, name in enumerate(CATE_COLUMNS):
+            frame[f"{name}_low"] = frame[name] - Z95 * se[:, k]
+            frame[f"{name}_high"] = frame[name] + Z95 * se[:, k]
+        return frame
 
 
 def splits(data: TrialData, *, folds: int, repeats: int, seed: int) -> list[tuple]:
@@ -145,29 +165,42 @@ def cross_fit(
     out = {}
     for i, spec in enumerate(learners):
         estimates = np.full((repeats, data.n_patients, 2), np.nan)
+        errors = np.full_like(estimates, np.nan)
         rows = []
-        for (j, _, r, f, _, test), (cate, metrics) in zip(tasks, results, strict=True):
+        for (j, _, r, f, _, test), (cate, se, metrics) in zip(tasks, results, strict=True):
             if j == i:
                 estimates[r, test] = cate
+                if se is not None:
+                    errors[r, test] = se
                 rows.append({"repeat": r, "fold": f, **metrics})
-        out[spec.label] = CrossFit(spec.label, estimates, pd.DataFrame(rows), data.X.index)
+        has_se = not np.isnan(errors).all()
+        out[spec.label] = CrossFit(
+            spec.label, estimates, pd.DataFrame(rows), data.X.index, errors if has_se else None
+        )
     return out
 
 
 def _fit_predict(spec: NamedLearner, data: TrialData, train, test, *, horizon, seed):
-    """One task: fit on ``train``, predict benefit and score risk on ``test``."""
+    """One task: fit on ``train``; predict benefit (with standard errors, if the learner
+    gives them) and score risk on ``test``."""
     learner = make_learner(
         spec.name, spec.params, random_state=seed, modifier=data.modifier, horizon=horizon
     )
     X, y, arm = data.X, data.y, data.arm
     learner.fit(X.iloc[train], y[train], arm[train])
     X_test = X.iloc[test]
-    cate = learner.predict_cate(X_test, horizon)[list(CATE_COLUMNS)].to_numpy()
+    se = None
+    if hasattr(learner, "predict_cate_interval"):
+        frame = learner.predict_cate_interval(X_test, horizon)
+        se = frame[[f"{name}_se" for name in CATE_COLUMNS]].to_numpy()
+    else:
+        frame = learner.predict_cate(X_test, horizon)
+    cate = frame[list(CATE_COLUMNS)].to_numpy()
     times = _brier_times(y[test], horizon)
     risk = learner.predict_risk(X_test, arm[test], horizon)
     surv = learner.predict_survival(X_test, arm[test], times) if times.size else None
     metrics = risk_metrics(y[train], y[test], risk, surv, times)
-    return cate, metrics
+    return cate, se, metrics
 
 
 def _brier_times(y_test: np.ndarray, horizon: float, n: int = 20) -> np.ndarray:

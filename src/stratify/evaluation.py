@@ -19,6 +19,7 @@ import pandas as pd
 
 from stratify.crossfit import CrossFit
 from stratify.data import TrialData
+from stratify.learners.base import CATE_COLUMNS
 from stratify.metrics.benefit import (
     benefit_calibration,
     blp_test,
@@ -57,9 +58,10 @@ class Evaluation:
             r.oof.rename_axis("patient").reset_index().assign(learner=label)
             for label, r in self.learners.items()
         ]
-        return pd.concat(frames, ignore_index=True)[
-            ["patient", "learner", "cate_rmst", "cate_surv"]
-        ]
+        table = pd.concat(frames, ignore_index=True)
+        intervals = [f"{name}_{end}" for name in CATE_COLUMNS for end in ("low", "high")]
+        extra = [c for c in intervals if c in table]
+        return table[["patient", "learner", "cate_rmst", "cate_surv", *extra]]
 
 
 def evaluate(
@@ -139,8 +141,20 @@ def _report(fit: CrossFit, data, scores, *, horizon, seed, n_bootstrap, test) ->
         metrics |= truth_metrics(priorities, data.truth["tau_rmst"].to_numpy())
         surv = truth_metrics(oof["cate_surv"].to_numpy(), data.truth["tau_surv"].to_numpy())
         metrics |= {f"{k.replace('cate_', 'cate_surv_')}": v for k, v in surv.items()}
+        metrics |= _coverage(oof, data.truth)
     calibration = benefit_calibration(priorities, data.y, data.arm, horizon)
     return LearnerReport(fit.label, {k: float(v) for k, v in metrics.items()}, calibration, oof)
+
+
+def _coverage(oof: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """Share of patients whose interval holds their true benefit (learners with intervals)."""
+    out = {}
+    for name, key in (("rmst", "cate_ci_coverage"), ("surv", "cate_surv_ci_coverage")):
+        if f"cate_{name}_low" in oof:
+            tau = truth[f"tau_{name}"].to_numpy()
+            inside = (oof[f"cate_{name}_low"] <= tau) & (tau <= oof[f"cate_{name}_high"])
+            out[key] = float(inside.mean())
+    return out
 
 
 def _fold_summary(fold_metrics: pd.DataFrame) -> dict[str, float]:
