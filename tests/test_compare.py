@@ -1,7 +1,7 @@
 """`stratify compare`: runs × metrics read back from a store, exactly as MLflow holds them.
 
 Two stores, made once per module: one by a real `stratify run` of the MIROCALS-like config
-(all five learners, 3 folds × 1 repeat, no SHAP), one with hand-made runs whose values make
+(all six learners, 3 folds × 1 repeat, no SHAP), one with hand-made runs whose values make
 the order, the labels, the statuses and the cell formats known in advance.
 """
 
@@ -35,6 +35,7 @@ MIROCALS_LEARNERS = {
     "coxnet_interaction",
     "dr_learner",
     "cox_interaction",
+    "causal_survival_forest",
 }
 FAST = [
     "cv.folds=3", "cv.repeats=1", "explain.enabled=false", "heterogeneity.n_bootstrap=50",
@@ -155,7 +156,7 @@ def test_mirocals_run_lists_every_learner_with_the_values_mlflow_holds(mirocals)
         "rate_autoc", "rate_autoc_se", "c_for_benefit", "heterogeneity_p",
         "cate_rmse", "cate_spearman",
     ]  # fmt: skip
-    assert len(frame) == 5
+    assert len(frame) == len(MIROCALS_LEARNERS)
     assert set(frame["learner"]) == set(frame["label"]) == MIROCALS_LEARNERS
     assert set(frame["run_id"]) == set(mirocals.children)
     assert set(frame["parent_run_id"]) == {mirocals.parent.info.run_id}
@@ -177,7 +178,10 @@ def test_mirocals_table_prints_plainly_one_line_per_learner(mirocals, plain_env,
     assert "\x1b[" not in out
     lines = out.splitlines()
     hash7 = mirocals.parent.data.tags["stratify.config_hash"][:7]
-    assert lines[0].strip() == f"experiment 'mirocals': 5 runs of mirocals-{hash7}"
+    assert (
+        lines[0].strip()
+        == f"experiment 'mirocals': {len(MIROCALS_LEARNERS)} runs of mirocals-{hash7}"
+    )
     found = []
     for row in frame.itertuples(index=False):
         c = f"{row.c_index_harrell:.3f} ± {row.c_index_harrell_sd:.3f}"
@@ -205,7 +209,7 @@ def test_parent_run_id_or_its_prefix_stands_for_its_learners(mirocals):
 
 def test_all_adds_the_parent_run(mirocals):
     frame = cmp.compare_runs(mirocals.folder, experiment="mirocals", include_parents=True)
-    assert len(frame) == 6
+    assert len(frame) == len(MIROCALS_LEARNERS) + 1
     parent = frame[frame["run_id"] == mirocals.parent.info.run_id].iloc[0]
     assert parent["learner"] is None and parent["label"] is None
     assert parent["heterogeneity_p"] == mirocals.parent.data.metrics["heterogeneity_p"]
@@ -215,7 +219,7 @@ def test_all_adds_the_parent_run(mirocals):
     assert list(frame.columns[-4:]) == trial
     for column in trial:
         assert parent[column] == mirocals.parent.data.metrics[column]
-    assert frame[trial].iloc[:5].isna().all().all()
+    assert frame[trial].iloc[: len(MIROCALS_LEARNERS)].isna().all().all()
 
 
 def test_json_is_all_stdout_and_round_trips(mirocals, capsys):
@@ -239,8 +243,8 @@ def test_csv_is_written_and_reads_back_exactly(mirocals, plain_env, tmp_path, ca
     out = tmp_path / "tables" / "compare.csv"
     assert _cli("--store", str(mirocals.folder), "-e", "mirocals", "--csv", str(out)) == 0
     captured = capsys.readouterr()
-    assert captured.err == f"wrote 5 runs to {out}\n"
-    assert "experiment 'mirocals': 5 runs" in captured.out  # the table too
+    assert captured.err == f"wrote {len(MIROCALS_LEARNERS)} runs to {out}\n"
+    assert f"experiment 'mirocals': {len(MIROCALS_LEARNERS)} runs" in captured.out  # the table
     back = pd.read_csv(out, float_precision="round_trip")
     pd.testing.assert_frame_equal(back, frame)
     assert [p.name for p in out.parent.iterdir()] == ["compare.csv"]  # no temporary left
@@ -254,7 +258,7 @@ def test_csv_is_written_and_reads_back_exactly(mirocals, plain_env, tmp_path, ca
 def test_config_names_the_experiment(mirocals, capsys):
     config = str(ROOT / "configs" / "mirocals.yaml")
     assert _cli("--config", config, "--store", str(mirocals.folder), "--json") == 0
-    assert len(json.loads(capsys.readouterr().out)) == 5
+    assert len(json.loads(capsys.readouterr().out)) == len(MIROCALS_LEARNERS)
 
 
 # --- order, labels, statuses, cells (hand-made runs) --------------------------------------------

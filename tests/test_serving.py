@@ -30,13 +30,15 @@ MIROCALS = ROOT / "configs" / "mirocals.yaml"
 HORIZON = 640.0
 TIMES = [80.0, 213.5, 320.0, 640.0]
 #: Saved sizes measured on the MIROCALS config (n = 220, seed 3, shipped learner settings):
-#: 0.40, 0.30, 0.12, 0.16 and 0.12 MB, about 0.11 MB of which is the bundled stratify code.
+#: 0.40, 0.30, 0.12, 0.16 and 0.12 MB, about 0.11 MB of which is the bundled stratify code
+#: (0.08 MB more since; the causal survival forest's two forests of 2,000 trees: 0.47 MB).
 MAX_MB = {
     "s_learner": 0.8,
     "t_learner": 0.6,
     "coxnet_interaction": 0.3,
     "dr_learner": 0.35,
     "cox_interaction": 0.3,
+    "causal_survival_forest": 0.8,
 }
 
 

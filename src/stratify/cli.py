@@ -211,8 +211,9 @@ def summarise_learners(evaluation) -> str:
     """One line per learner (out-of-fold), then the run's heterogeneity verdict."""
     reports = evaluation.learners.values()
     truth = all("cate_rmse" in r.metrics for r in reports)
+    width = max([20, *(len(r.label) for r in reports)])
     head = (
-        f"{'learner':<20} {'mean benefit':>12} {'C (Harrell)':>11} "
+        f"{'learner':<{width}} {'mean benefit':>12} {'C (Harrell)':>11} "
         f"{'RATE AUTOC (SE)':>16} {'het. p':>7}"
     )
     lines = [head + ("   RMSE vs truth  Spearman" if truth else "")]
@@ -220,7 +221,7 @@ def summarise_learners(evaluation) -> str:
         m = r.metrics
         autoc = f"{m['rate_autoc']:.1f} ({m['rate_autoc_se']:.1f})"
         row = (
-            f"{r.label:<20} {m['cate_rmst_mean']:>+9.1f} d {m['c_index_harrell']:>11.3f} "
+            f"{r.label:<{width}} {m['cate_rmst_mean']:>+9.1f} d {m['c_index_harrell']:>11.3f} "
             f"{autoc:>16} {m['heterogeneity_p']:>7.3f}"
         )
         if truth:
