@@ -78,9 +78,14 @@ class DRLearner(CATELearner):
         as the share treated.
     n_estimators : int
         Trees of the final forest.
-    min_samples_leaf : int
+    min_samples_leaf : int, optional
         Smallest leaf of the final forest: the scores are noisy, so leaves
-        must average many of them.
+        must average many of them. None (the default): grow with the
+        training patients ``n`` as :func:`final_leaf_size`,
+        max(20, floor(sqrt(2 n))): 20 up to n = 220 (MIROCALS), 63 at
+        n = 2,000, so the heterogeneity the final forest invents from the
+        scores' noise shrinks as the trial grows. An integer: that leaf size
+        at any ``n``.
     max_samples : int or float, optional
         Patients drawn for each tree of the final forest: an integer, or a
         fraction of the training patients; None (the default) draws as many
@@ -119,7 +124,7 @@ class DRLearner(CATELearner):
         n_folds=2,
         propensity=0.5,
         n_estimators=100,
-        min_samples_leaf=20,
+        min_samples_leaf=None,
         max_samples=None,
         n_jobs=1,
         random_state=None,
@@ -146,7 +151,8 @@ class DRLearner(CATELearner):
                 )
         check_integer(self.n_folds, "n_folds", 2)
         check_integer(self.n_estimators, "n_estimators", 1)
-        check_integer(self.min_samples_leaf, "min_samples_leaf", 1)
+        if self.min_samples_leaf is not None:
+            check_integer(self.min_samples_leaf, "min_samples_leaf", 1)
         CONTROLS["max_samples"](self.max_samples, "max_samples")
         CONTROLS["n_jobs"](self.n_jobs, "n_jobs")
         if self.propensity is not None:
@@ -200,9 +206,12 @@ class DRLearner(CATELearner):
         max_samples = self.max_samples
         if isinstance(max_samples, Integral):  # a small training fold: every patient
             max_samples = min(max_samples, n_patients)
+        leaf = self.min_samples_leaf
+        if leaf is None:
+            leaf = final_leaf_size(n_patients)
         return RandomForestRegressor(
             n_estimators=self.n_estimators,
-            min_samples_leaf=self.min_samples_leaf,
+            min_samples_leaf=leaf,
             max_features=0.5,
             max_samples=max_samples,
             n_jobs=self.n_jobs,
@@ -245,3 +254,44 @@ class DRLearner(CATELearner):
     def _survival_under(self, X, arm, times) -> np.ndarray:
         """From the T-learner fitted on all training data (see the class docstring)."""
         return self.survival_model_.predict_survival(X, arm, times)
+
+
+def final_leaf_size(n_patients: int) -> int:
+    """Default smallest leaf of the DR-learner's final forest: max(20, floor(sqrt(2 n))).
+
+    The AIPCW scores are the patients' effects plus a great deal of noise; a
+    forest with a fixed leaf size averages the same number of scores per
+    leaf at any trial size, so the heterogeneity it invents from that noise
+    does not shrink as the trial grows. Leaves that grow like the square
+    root of ``n`` average more scores as ``n`` grows while still getting
+    smaller relative to it (so the forest stays consistent). The rule is 20,
+    the former fixed default, up to n = 220 (21 from n = 221).
+
+    Parameters
+    ----------
+    n_patients : int
+        Training patients (both arms).
+
+    Returns
+    -------
+    int
+        ``min_samples_leaf`` of the final forest.
+
+    Notes
+    -----
+    Measured by ``experiments/leaf_growth.py`` (MIROCALS simulator, 10
+    seeds, predictions for 2,000 independent patients, RMST benefit at 640
+    days): under no effect, the SD of the estimates (heterogeneity the
+    learner invents; the truth is 0) was 61.5 days at n = 220 and, at
+    n = 2,000, fell from 45.2 days with 20 per leaf to 29.4 days with this
+    rule (63 per leaf; -35 %), and the RMSE on the MIROCALS design (true SD
+    70 days) fell too, from 47.7 to 39.2 days (-18 %). A leaf of n / 20
+    (100) gave SD 24.5 days but RMSE 40.4 days at n = 2,000, and fixes the
+    number of leaves: its bias would not vanish on larger trials.
+
+    Examples
+    --------
+    >>> final_leaf_size(220), final_leaf_size(2000), final_leaf_size(20_000)
+    (20, 63, 200)
+    """
+    return max(20, math.isqrt(2 * int(n_patients)))

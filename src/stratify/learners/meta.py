@@ -14,6 +14,8 @@ and ``base_params`` sets the forest's ``max_samples``, ``min_samples_leaf``,
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -158,6 +160,14 @@ class TLearner(CATELearner):
     shows up as spurious heterogeneity. Both models use the same
     ``random_state``, so relabelling the arms exactly flips the estimates.
 
+    With random survival forests (``base="rsf"``) whose ``base_params`` do
+    not set ``min_samples_leaf``, each arm's leaves grow with the arm: at
+    least :func:`rsf_leaf_size` patients (max(10, floor(sqrt(m))) for ``m``
+    patients in the arm), so the noise the T-learner reports as
+    heterogeneity shrinks as the trial grows. The rule gives the forest's
+    default of 10 up to 120 patients per arm, so trials of up to about 240
+    patients (MIROCALS: 220) are fitted as before.
+
     Parameters
     ----------
     base : {"rsf", "gbsa", "coxph"}
@@ -167,6 +177,9 @@ class TLearner(CATELearner):
         :func:`~stratify.learners.base_models.make_base_model`); for forests on
         large cohorts e.g. ``{"max_samples": 0.2, "min_samples_leaf": 50,
         "n_jobs": 2}``. ``low_memory=True`` is refused: learners need curves.
+        With ``base="rsf"``, a ``min_samples_leaf`` given here is used for
+        both arms as it is; without one, each arm's forest takes
+        :func:`rsf_leaf_size` of the arm's training patients.
     time_grid : int, optional
         None (the default): fit on the exact times. K: fit on times rounded up
         to at most K grid points, K - 1 quantiles of the training event times
@@ -194,6 +207,10 @@ class TLearner(CATELearner):
     ----------
     models_ : tuple of sklearn.base.BaseEstimator
         Fitted models of the control (index 0) and treated (index 1) arms.
+    min_samples_leaf_ : tuple of int or None
+        Leaf sizes of the control and treated forests set by
+        :func:`rsf_leaf_size`; None when the base model is not ``"rsf"`` or
+        ``base_params`` sets ``min_samples_leaf``.
     event_times_ : numpy.ndarray
         Distinct event times in the training data (both arms; on the grid,
         with ``time_grid``).
@@ -248,10 +265,17 @@ class TLearner(CATELearner):
             if not y[arm == a][y.dtype.names[0]].any():
                 raise StratifyInputError(f"arm {a} has no events: its survival cannot be modelled")
         y, self.time_grid_ = fit_outcome(y, self.time_grid, self.horizon)
+        params = dict(self.base_params or {})
+        if self.base == "rsf" and "min_samples_leaf" not in params:
+            self.min_samples_leaf_ = tuple(rsf_leaf_size(int((arm == a).sum())) for a in (0, 1))
+            arm_params = tuple({**params, "min_samples_leaf": k} for k in self.min_samples_leaf_)
+        else:
+            self.min_samples_leaf_ = None
+            arm_params = (self.base_params, self.base_params)
         self.models_ = tuple(
             fit_base_model(
                 self.base,
-                self.base_params,
+                arm_params[a],
                 self.random_state,
                 X[arm == a],
                 y[arm == a],
@@ -265,6 +289,45 @@ class TLearner(CATELearner):
 
     def _survival_under(self, X, arm, times) -> np.ndarray:
         return survival_at(self.models_[arm], X, times)
+
+
+def rsf_leaf_size(n_arm: int) -> int:
+    """Smallest leaf of a T-learner arm's survival forest: max(10, floor(sqrt(n_arm))).
+
+    A fixed leaf size lets each arm's forest fit noise at any trial size, and
+    the T-learner reports the difference of two such fits as heterogeneity.
+    Leaves that grow like the square root of the arm average more patients
+    as the trial grows while still getting smaller relative to it (so the
+    forest stays consistent). The rule is 10, the forest's default, for arms
+    of up to 120 patients.
+
+    Parameters
+    ----------
+    n_arm : int
+        Training patients in the arm.
+
+    Returns
+    -------
+    int
+        ``min_samples_leaf`` of the arm's forest.
+
+    Notes
+    -----
+    Measured by ``experiments/leaf_growth.py`` (MIROCALS simulator, 10
+    seeds, predictions for 2,000 independent patients, RMST benefit at 640
+    days): under no effect, the SD of the estimates (heterogeneity the
+    learner invents; the truth is 0) was 40.0 days at n = 220 and, at
+    n = 2,000, fell from 34.3 days with 10 per leaf to 22.2 days with this
+    rule (31 per leaf; -35 %), while the RMSE on the MIROCALS design (true
+    SD 70 days) went from 45.2 to 45.8 days (+1 %). A leaf of n_arm / 20
+    (50) cut the SD further (18.3 days) but raised that RMSE by 8 %.
+
+    Examples
+    --------
+    >>> rsf_leaf_size(110), rsf_leaf_size(1000), rsf_leaf_size(10_000)
+    (10, 31, 100)
+    """
+    return max(10, math.isqrt(int(n_arm)))
 
 
 def _with_arm(X: pd.DataFrame, arm: np.ndarray) -> pd.DataFrame:
