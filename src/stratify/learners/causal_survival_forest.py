@@ -26,11 +26,10 @@ Two forests are grown, one per estimand (``cate_rmst`` and ``cate_surv``).
 from __future__ import annotations
 
 import math
-import os
-from numbers import Integral
 
 import numpy as np
 import pandas as pd
+from joblib import effective_n_jobs
 from scipy import stats
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.utils.validation import check_is_fitted
@@ -40,6 +39,7 @@ from stratify.exceptions import StratifyInputError
 from stratify.learners import honest_trees
 from stratify.learners.base import CATE_COLUMNS, CATELearner
 from stratify.learners.base_models import (
+    CONTROLS,
     check_covariates,
     check_fit_inputs,
     check_integer,
@@ -219,11 +219,7 @@ class CausalSurvivalForest(CATELearner):
                     f"{name} must be one of {listed} (got {getattr(self, name)!r})"
                 )
         check_integer(self.n_folds, "n_folds", 2)
-        jobs = self.n_jobs
-        if jobs is not None and (
-            isinstance(jobs, bool) or not isinstance(jobs, Integral) or not jobs
-        ):
-            raise StratifyInputError(f"n_jobs must be a non-zero integer (got {self.n_jobs!r})")
+        CONTROLS["n_jobs"](self.n_jobs, "n_jobs")
 
     def fit(self, X, y, arm) -> CausalSurvivalForest:
         """Cross-fit the nuisances and grow the forests.
@@ -314,7 +310,7 @@ class CausalSurvivalForest(CATELearner):
         return numerator, centred**2, centred, e
 
     def _threads(self) -> int:
-        return (os.cpu_count() or 1) if self.n_jobs in (None, -1) else max(int(self.n_jobs), 1)
+        return effective_n_jobs(self.n_jobs)
 
     def _propensity(self, X: pd.DataFrame, arm: np.ndarray, seed: int) -> np.ndarray:
         if self.propensity is not None:
