@@ -327,8 +327,12 @@ def _causal_forest_trees(learner: CausalSurvivalForest, horizon: float) -> TreeM
 
     Estimand ``k``'s forest goes to output ``k``; its shrinkage toward the
     average effect, ``ate + lambda * (forest - ate)``, is a scale and an offset.
+    A local linear correction (``ll_lambda_`` finite) is a ratio of sums over
+    trees, not a sum: such a forest is explained model-agnostically.
     """
     learner.predict_cate(pd.DataFrame(columns=learner.feature_names_in_), horizon)  # horizon
+    if any(np.isfinite(lam) for lam in learner.ll_lambda_.values()):
+        return None
     parts = []
     for k, name in enumerate(ESTIMANDS):
         model = honest_forest_model(learner.forests_[name])

@@ -57,7 +57,8 @@ def make_learner(
         Seed, given to learners that take one.
     modifier : str or None
         Biomarker column, given to learners that take one (required by
-        ``"cox_interaction"``).
+        ``"cox_interaction"``; ``"causal_survival_forest"`` uses it for its local
+        linear correction when given).
     horizon : float
         Horizon in days, given to learners that take one: those fitted for
         one horizon (``"dr_learner"``, ``"causal_survival_forest"``) and those
@@ -97,7 +98,7 @@ def make_learner(
             )
     injected = {"random_state": random_state, "modifier": modifier, "horizon": horizon}
     learner = cls(**params, **{k: v for k, v in injected.items() if k in own})
-    if "modifier" in own and modifier is None:
+    if "modifier" in own and modifier is None and getattr(cls, "needs_modifier", True):
         raise StratifyInputError(
             f"learner {name!r} needs data.modifier: the biomarker whose interaction with the arm "
             "is pre-specified"
