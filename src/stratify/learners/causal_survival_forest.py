@@ -139,10 +139,11 @@ class CausalSurvivalForest(CATELearner):
         :math:`\\lambda \\in [0, 1]` is the calibration slope of the out-of-bag
         estimates on the doubly robust signal (:func:`calibration_slope`, grf's
         ``test_calibration``): the least-squares factor, 0 when the spread of
-        the estimates is noise. It helps where heterogeneity is weak for the
-        sample size (BENCHMARKS.md: at n = 220, 0.71x grf's RMSE without an
-        effect, 0.83x with a common one, 0.99x on the MIROCALS design) and
-        costs where the forest's spread is real but the signal noisy (1.14x on
+        the estimates is noise (applied after the local linear correction). It
+        helps where heterogeneity is weak for the sample size (BENCHMARKS.md,
+        with the correction along pNFH, at n = 220: 0.65x grf's RMSE without
+        an effect, 0.86x with a common one, 0.78x on the MIROCALS design) and
+        costs where the forest's spread is real but the signal noisy (1.07x on
         grf's type2 design at n = 1,000). Intervals then use the variance of
         the shrunk estimate; they do not account for the bias of shrinking.
     n_jobs : int
