@@ -1,8 +1,8 @@
 """`stratify compare`: runs × metrics read back from a store, exactly as MLflow holds them.
 
 Two stores, made once per module: one by a real `stratify run` of the MIROCALS-like config
-(all six learners, 3 folds × 1 repeat, no SHAP), one with hand-made runs whose values make
-the order, the labels, the statuses and the cell formats known in advance.
+(all six learners, 3 folds × 1 repeat, no SHAP, no logged models), one with hand-made runs
+whose values make the order, the labels, the statuses and the cell formats known in advance.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ MIROCALS_LEARNERS = {
 }
 FAST = [
     "cv.folds=3", "cv.repeats=1", "explain.enabled=false", "heterogeneity.n_bootstrap=50",
-    "execution.n_jobs=1",
+    "execution.n_jobs=1", "tracking.log_models=false",  # compare reads metrics, not models
 ]  # fmt: skip
 
 
@@ -52,7 +52,7 @@ def _fresh_store(factory, name: str, template: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def mirocals(tmp_path_factory, _empty_store_db):
-    """A store made by `stratify run configs/mirocals.yaml` (fast CV, no SHAP)."""
+    """A store made by `stratify run configs/mirocals.yaml` (fast CV, no SHAP, no models)."""
     folder = _fresh_store(tmp_path_factory, "mirocals", _empty_store_db)
     config = str(ROOT / "configs" / "mirocals.yaml")
     assert stratify_main(["run", config, f"tracking.uri={folder}", *FAST]) == 0
