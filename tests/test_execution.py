@@ -58,7 +58,10 @@ def test_dask_gives_the_same_numbers_bit_for_bit(tmp_path):
     assert local_expl.modifier.crossover == dask_expl.modifier.crossover
 
 
-def test_an_unreachable_scheduler_is_one_clear_error(tmp_path):
+def test_an_unreachable_scheduler_is_one_clear_error(tmp_path, monkeypatch):
+    # Dask retries a refused connection until the client's timeout (10 s): 1 s reaches the
+    # same error, sooner
+    monkeypatch.setattr(execution, "CONNECT_TIMEOUT", "1s")
     config = _config(tmp_path, "execution.backend=dask", "execution.address=tcp://127.0.0.1:9")
     expected = r"^execution.address: cannot reach the Dask scheduler at tcp://127.0.0.1:9"
     with pytest.raises(StratifyInputError, match=expected), execution.backend(config.execution):
