@@ -98,45 +98,23 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def tracked(browser, tmp_path_factory) -> Tracked:
-    """A store made by ``stratify run`` through the console command, in a subprocess.
+def served(browser, tmp_path_factory) -> Iterator[tuple[Tracked, str]]:
+    """``stratify run`` (through the console command, in a subprocess) and ``stratify ui``, on
+    a free loopback port, started together on a new store; yields what the run stored, read
+    back with the MLflow client, and the UI's base URL.
 
+    The server takes 10-40 s to start, about as long as the small run takes: side by side,
+    the wait is paid once. Both create the store if it is missing (the store's file lock
+    orders them: ``test_tracking.py``). The UI is asked for nothing before the run has ended
+    and ``GET /health`` answers; the server's whole process group is always stopped.
     Depends on ``browser`` only so that, without Chromium, the tests skip before this work.
     """
     from mlflow import MlflowClient
 
     folder = tmp_path_factory.mktemp("browser") / "mlruns"
-    command = [sys.executable, "-m", "stratify.cli", "run", str(ROOT / "configs/mirocals.yaml")]
-    command += [f"tracking.uri={folder}", *RUN_ARGS]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=_ENV)
-    assert proc.returncode == 0, f"stratify run failed:\n{proc.stderr[-3000:]}"
-    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
-    experiment_id = client.get_experiment_by_name("mirocals").experiment_id
-    runs = client.search_runs([experiment_id])
-    (parent,) = (r for r in runs if "mlflow.parentRunId" not in r.data.tags)
-    learners = sorted(
-        (r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id),
-        key=lambda r: r.info.run_name,
-    )
-    assert len(learners) == 2, [r.info.run_name for r in runs]
-    return Tracked(folder, experiment_id, parent, learners)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def ui(tracked, tmp_path_factory) -> Iterator[str]:
-    """``stratify ui`` over the store, on a free loopback port; yields its base URL.
-
-    Waits until ``GET /health`` answers; the server's whole process group is always stopped.
-    """
     port = _free_port()
     log_path = tmp_path_factory.mktemp("ui") / "server.log"
-    command = [sys.executable, "-m", "stratify.cli", "ui", "--store", str(tracked.folder)]
+    command = [sys.executable, "-m", "stratify.cli", "ui", "--store", str(folder)]
     with log_path.open("wb") as log:
         server = subprocess.Popen(
             [*command, "--port", str(port)],
@@ -147,10 +125,41 @@ def ui(tracked, tmp_path_factory) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
+        command = [sys.executable, "-m", "stratify.cli", "run", str(ROOT / "configs/mirocals.yaml")]
+        command += [f"tracking.uri={folder}", *RUN_ARGS]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=_ENV)
+        assert proc.returncode == 0, f"stratify run failed:\n{proc.stderr[-3000:]}"
+        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        experiment_id = client.get_experiment_by_name("mirocals").experiment_id
+        runs = client.search_runs([experiment_id])
+        (parent,) = (r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+        learners = sorted(
+            (r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id),
+            key=lambda r: r.info.run_name,
+        )
+        assert len(learners) == 2, [r.info.run_name for r in runs]
         _wait_until_healthy(base, server, log_path)
-        yield base
+        yield Tracked(folder, experiment_id, parent, learners), base
     finally:
         _stop(server)
+
+
+@pytest.fixture(scope="module")
+def tracked(served) -> Tracked:
+    """What ``stratify run`` put in the store."""
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def ui(served) -> str:
+    """The base URL of ``stratify ui`` over that store, answering."""
+    return served[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _wait_until_healthy(base: str, server: subprocess.Popen, log_path: Path) -> None:

@@ -141,13 +141,15 @@ def _post(url: str, body: dict) -> dict:
 
 
 def test_ui_serves_runs_and_figures_on_loopback(store, capsys):
-    """`stratify ui` over a store made by `stratify run`: the run, its metrics and a figure."""
+    """`stratify ui` over a store made by `stratify run`: the run, its metrics and a figure.
+
+    The server starts while the run is made (its start, 10-40 s, is most of this test); it is
+    asked for nothing until the run has ended.
+    """
     import time
     import urllib.error
     import urllib.request
 
-    assert main(["run", str(ROOT / "configs" / "gbsg2.yaml"), f"tracking.uri={store}"]) == 0
-    capsys.readouterr()
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "stratify.cli", "ui", "--store", str(store), "--port", str(port)],
@@ -157,6 +159,8 @@ def test_ui_serves_runs_and_figures_on_loopback(store, capsys):
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        assert main(["run", str(ROOT / "configs" / "gbsg2.yaml"), f"tracking.uri={store}"]) == 0
+        capsys.readouterr()
         deadline = (
             time.monotonic() + 180
         )  # MLflow starts in ~10 s idle, ~40 s on a loaded 2-core box
