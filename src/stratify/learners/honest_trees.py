@@ -159,7 +159,7 @@ def grow_forest(
     z = np.ascontiguousarray(instrument, dtype=np.float64)
     fail = np.ascontiguousarray(failure, dtype=np.bool_)
     n_groups = n_trees // group_size
-    sizes = _sizes(n, group_size, sample_fraction, options)
+    sizes = subsample_sizes(n, group_size, sample_fraction, options)
     seeds = np.random.SeedSequence(seed).generate_state(n_groups).astype(np.int64)
     batches = [slice(b, min(b + BATCH, n_groups)) for b in range(0, n_groups, BATCH)]
 
@@ -183,7 +183,7 @@ def grow_forest(
 BATCH = 16
 
 
-def _sizes(n: int, group_size: int, sample_fraction: float, options: TreeOptions):
+def subsample_sizes(n: int, group_size: int, sample_fraction: float, options: TreeOptions):
     """Patients a group draws, each of its trees subsamples, and grows with."""
     half = 0.5 if group_size > 1 else sample_fraction
     tree_fraction = min(2 * sample_fraction, 1.0) if group_size > 1 else 1.0
@@ -203,8 +203,8 @@ def group_samples(
     honesty they are disjoint parts of the tree's subsample of ``drawn``;
     without, both are the whole subsample.
     """
-    sizes = _sizes(n, group_size, sample_fraction, options)
-    drawn, grow, estimate, _ = _draw_group(n, *sizes, options.honesty, group_size, seed)
+    sizes = subsample_sizes(n, group_size, sample_fraction, options)
+    drawn, grow, estimate, _ = draw_group(n, *sizes, options.honesty, group_size, seed)
     return drawn, grow, estimate
 
 
@@ -242,7 +242,7 @@ def apply(forest: Forest, X: np.ndarray, n_jobs: int = 1) -> np.ndarray:
             forest.roots, out[rows],
         )  # fmt: skip
 
-    _in_chunks(chunk, X32.shape[0], n_jobs)
+    in_chunks(chunk, X32.shape[0], n_jobs)
     return out
 
 
@@ -290,11 +290,12 @@ def estimate(
             rows.start, forest.group_size, variance, tau[rows], var[rows],
         )  # fmt: skip
 
-    _in_chunks(chunk, n, n_jobs)
+    in_chunks(chunk, n, n_jobs)
     return tau, var
 
 
-def _in_chunks(work, n: int, n_jobs: int, size: int = 1024) -> None:
+def in_chunks(work, n: int, n_jobs: int, size: int = 1024) -> None:
+    """Call ``work(rows)`` on slices of ``size`` rows, on ``n_jobs`` threads."""
     chunks = [slice(s, min(s + size, n)) for s in range(0, n, size)]
     if n_jobs == 1 or len(chunks) == 1:
         for c in chunks:
@@ -366,11 +367,11 @@ def _aggregate(  # noqa: C901 - one compiled loop
         var_between = grouped_sq / good
         var_total = psi_sq / (good * group_size)
         group_noise = (var_total - var_between) / (group_size - 1)
-        var_out[i] = _debias(var_between, group_noise, good) / (v_est * v_est)
+        var_out[i] = debias(var_between, group_noise, good) / (v_est * v_est)
 
 
 @numba.njit(cache=True, nogil=True)
-def _debias(var_between, group_noise, n_groups):  # pragma: no cover - compiled
+def debias(var_between, group_noise, n_groups):  # pragma: no cover - compiled
     """grf's ObjectiveBayesDebiaser: var_between - group_noise, kept positive."""
     initial = var_between - group_noise
     se = max(var_between, group_noise) * math.sqrt(2.0 / n_groups)
@@ -383,7 +384,7 @@ def _debias(var_between, group_noise, n_groups):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _draw_group(n, n_drawn, n_sub, n_grow, honesty, group_size, seed):  # pragma: no cover
+def draw_group(n, n_drawn, n_sub, n_grow, honesty, group_size, seed):  # pragma: no cover
     """Half-sample, per-tree subsamples split into growing/estimating parts, tree seeds."""
     np.random.seed(seed)  # noqa: NPY002 - numba's per-thread generator
     drawn = np.sort(np.random.permutation(n)[:n_drawn])  # noqa: NPY002
@@ -433,7 +434,7 @@ def _grow_batch(
     in_bag = np.zeros((len(seeds), n), np.bool_)
     used = 0
     for g in range(len(seeds)):
-        drawn, grow, estimate, tree_seeds = _draw_group(
+        drawn, grow, estimate, tree_seeds = draw_group(
             n, n_drawn, n_sub, n_grow, honesty, group_size, seeds[g]
         )
         in_bag[g, drawn] = True

@@ -90,7 +90,7 @@ def leaf_means(
     n = X32.shape[0]
     group = forest.group_size
     n_groups = forest.n_trees // group
-    sizes = honest_trees._sizes(n, group, sample_fraction, options)
+    sizes = honest_trees.subsample_sizes(n, group, sample_fraction, options)
     seeds = np.random.SeedSequence(seed).generate_state(n_groups).astype(np.int64)
     sums = np.zeros((len(forest.feature), vals.shape[1]))
     counts = np.zeros(len(forest.feature), np.int64)
@@ -156,7 +156,7 @@ def estimate(
             tau[rows], var[rows],
         )  # fmt: skip
 
-    honest_trees._in_chunks(chunk, n, n_jobs)
+    honest_trees.in_chunks(chunk, n, n_jobs)
     return tau, var
 
 
@@ -226,7 +226,7 @@ def _fill(
 ):  # pragma: no cover - compiled
     n = X.shape[0]
     for g in groups:
-        _, _, estimate, _ = honest_trees._draw_group(
+        _, _, estimate, _ = honest_trees.draw_group(
             n, n_drawn, n_sub, n_grow, honesty, group_size, seeds[g]
         )
         for j in range(group_size):
@@ -334,4 +334,4 @@ def _aggregate(  # noqa: C901 - one compiled loop
         var_between = grouped_sq / good
         var_total = psi_sq / (good * group_size)
         group_noise = (var_total - var_between) / (group_size - 1)
-        var_out[i] = honest_trees._debias(var_between, group_noise, good)
+        var_out[i] = honest_trees.debias(var_between, group_noise, good)
