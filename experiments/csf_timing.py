@@ -17,9 +17,13 @@ README says); without it only stratify's side is timed.
 Usage::
 
     R_LIBS=/path/to/grf_lib python experiments/csf_timing.py \\
-        --file ../shared/grf_reference/data/sim_mirocals_n2000_s1.csv --rounds 3
+        --file ../shared/grf_reference/data/sim_mirocals_n2000_s1.csv --rounds 3 \
+        --modifier csf_pnfh
 
-It prints one row per run and the median ratio of stratify's to grf's wall and CPU time.
+With ``--modifier`` each round also times (c) the forest locally linear in that column (the
+default when a config names a modifier; ``ll_lambda: auto`` tries every penalty of its grid
+out of bag). It prints one row per run and the median ratio of each stratify side's wall and
+CPU time to grf's.
 """
 
 from __future__ import annotations
@@ -70,7 +74,10 @@ PY_SCRIPT = textwrap.dedent(
     CausalSurvivalForest(horizon=640.0, n_estimators=2, random_state=0).fit(X[:200], y[:200],
         d["arm"].to_numpy()[:200])
     wall, cpu = time.perf_counter(), time.process_time()
-    model = CausalSurvivalForest(horizon=640.0, n_estimators=2000, n_jobs=2, random_state=1)
+    modifier = sys.argv[2] or None  # "": grf's algorithm; a column: locally linear in it
+    model = CausalSurvivalForest(
+        horizon=640.0, n_estimators=2000, n_jobs=2, random_state=1, modifier=modifier
+    )
     model.fit(X, y, d["arm"].to_numpy())
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     rmse = float(np.sqrt(np.mean((model.oob_cate_["cate_rmst"] - d["tau_rmst"]) ** 2)))
@@ -97,6 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", type=Path, required=True, help="a reference trial CSV")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--modifier", default="", help="also time the forest locally linear in this column"
+    )
     args = parser.parse_args(argv)
     grf = has_grf()
     rows = []
@@ -105,11 +115,13 @@ def main(argv: list[str] | None = None) -> None:
         r_file.write_text(R_SCRIPT)
         py_file.write_text(PY_SCRIPT)
         sides = {
-            "stratify": [sys.executable, str(py_file), str(args.file)],
+            "stratify": [sys.executable, str(py_file), str(args.file), ""],
             "grf": ["Rscript", str(r_file), str(args.file)],
         }
+        if args.modifier:
+            sides["stratify-corrected"] = [*sides["stratify"][:-1], args.modifier]
         for k in range(args.rounds):
-            order = ["stratify", "grf"] if k % 2 == 0 else ["grf", "stratify"]
+            order = list(sides) if k % 2 == 0 else list(reversed(sides))
             for side in order:
                 if side == "grf" and not grf:
                     continue
@@ -118,13 +130,14 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append({"round": k, "side": side, "load": load, **result})
                 print(json.dumps(rows[-1]), flush=True)
     if grf:
-        for what in ("wall", "cpu"):
-            ratios = [
-                next(r[what] for r in rows if r["round"] == k and r["side"] == "stratify")
-                / next(r[what] for r in rows if r["round"] == k and r["side"] == "grf")
-                for k in range(args.rounds)
-            ]
-            print(f"median {what} ratio stratify / grf: {np.median(ratios):.2f} {ratios}")
+        for side in (s for s in sides if s != "grf"):
+            for what in ("wall", "cpu"):
+                ratios = [
+                    next(r[what] for r in rows if r["round"] == k and r["side"] == side)
+                    / next(r[what] for r in rows if r["round"] == k and r["side"] == "grf")
+                    for k in range(args.rounds)
+                ]
+                print(f"median {what} ratio {side} / grf: {np.median(ratios):.2f} {ratios}")
 
 
 if __name__ == "__main__":

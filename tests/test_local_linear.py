@@ -114,6 +114,20 @@ def test_an_exactly_linear_effect_is_reproduced_exactly_where_the_forest_is_bias
     np.testing.assert_allclose(got, effect(new), atol=1e-6)
 
 
+def test_a_grid_of_penalties_in_one_pass_equals_each_penalty_alone():
+    X, num, den, z, fail = terms(300, 7, lambda x: x[:, 0])
+    forest, in_bag = grown(X, num, den, z, fail)
+    moments, zc = moments_of(forest, X, num, den)
+    grid = (0.01, 0.3, 10.0)
+    path, _ = local_linear.estimate(forest, moments, X, zc, grid, in_bag=in_bag, variance=False)
+    assert path.shape == (300, 3)
+    for c, lam in enumerate(grid):
+        alone, _ = local_linear.estimate(forest, moments, X, zc, lam, in_bag=in_bag)
+        np.testing.assert_array_equal(path[:, c], alone)
+    with pytest.raises(ValueError, match="one penalty"):
+        local_linear.estimate(forest, moments, X, zc, grid)
+
+
 def test_the_penalty_is_chosen_only_when_it_beats_the_forest_by_a_standard_error():
     rng = np.random.default_rng(0)
     n = 2000

@@ -399,13 +399,12 @@ class CausalSurvivalForest(CATELearner):
     def _corrected(self, name, forest, moments, X, z, in_bag, tau, var, numerator, denominator):
         """Out-of-bag estimates after the local linear correction (see ``ll_lambda``)."""
         if self.ll_lambda == "auto":
-            candidates = {
-                lam: local_linear.estimate(
-                    forest, moments, X, z, lam, in_bag=in_bag, variance=False,
-                    n_jobs=self._threads(),
-                )[0]
-                for lam in local_linear.LAMBDA_GRID
-            }  # fmt: skip
+            grid = local_linear.LAMBDA_GRID
+            path, _ = local_linear.estimate(
+                forest, moments, X, z, grid, in_bag=in_bag, variance=False,
+                n_jobs=self._threads(),
+            )  # fmt: skip
+            candidates = {lam: path[:, c] for c, lam in enumerate(grid)}
             lam, self.ll_loss_[name] = local_linear.choose_lambda(
                 tau, candidates, numerator, denominator
             )

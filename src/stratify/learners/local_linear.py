@@ -116,13 +116,16 @@ def estimate(
     moments: np.ndarray,
     X: np.ndarray,
     z: np.ndarray,
-    lam: float,
+    lam,
     *,
     in_bag: np.ndarray | None = None,
     variance: bool = True,
     n_jobs: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Locally linear estimates (and variances) at the rows of ``X``.
+
+    The forest's moments are summed once per row, whatever the number of
+    penalties, so a grid of penalties costs little more than one.
 
     Parameters
     ----------
@@ -132,19 +135,23 @@ def estimate(
     X : numpy.ndarray of shape (n, p)
     z : numpy.ndarray of shape (n, q)
         The standardised correction covariates of the rows of ``X``.
-    lam : float
-        Ridge penalty (finite, positive).
+    lam : float or sequence of float
+        Ridge penalty (finite, positive), or several.
     in_bag, variance, n_jobs
-        As in :func:`stratify.learners.honest_trees.estimate`.
+        As in :func:`stratify.learners.honest_trees.estimate`; the variance
+        needs a single penalty.
 
     Returns
     -------
-    tau, var : numpy.ndarray of shape (n,)
+    tau, var : numpy.ndarray of shape (n,), or (n, n_penalties) for a sequence
     """
+    grid = np.atleast_1d(np.asarray(lam, dtype=np.float64))
+    if variance and grid.size > 1:
+        raise ValueError("variances are computed for one penalty at a time")
     X32 = np.ascontiguousarray(X, dtype=np.float32)
     z = np.ascontiguousarray(z, dtype=np.float64)
     n = X32.shape[0]
-    tau, var = np.empty(n), np.empty(n)
+    tau, var = np.empty((n, grid.size)), np.empty(n)
     groups = forest.n_trees // forest.group_size
     bag = np.zeros((groups, 0), dtype=bool) if in_bag is None else in_bag
 
@@ -152,12 +159,12 @@ def estimate(
         leaves = honest_trees.apply(forest, X32[rows])
         _aggregate(
             leaves, forest.numerator, forest.denominator, forest.count, moments, z[rows],
-            float(lam), bag, in_bag is not None, rows.start, forest.group_size, variance,
+            grid, bag, in_bag is not None, rows.start, forest.group_size, variance,
             tau[rows], var[rows],
         )  # fmt: skip
 
     honest_trees.in_chunks(chunk, n, n_jobs)
-    return tau, var
+    return (tau if np.ndim(lam) else tau[:, 0]), var
 
 
 def choose_lambda(
@@ -268,7 +275,7 @@ def _aggregate(  # noqa: C901 - one compiled loop
     count,
     moments,
     z,
-    lam,
+    lams,
     in_bag,
     oob,
     row0,
@@ -298,9 +305,11 @@ def _aggregate(  # noqa: C901 - one compiled loop
             tau_out[i] = np.nan
             var_out[i] = np.nan
             continue
-        M, v = _system(s_num / k, s_den / k, s_mom / k, z[i], lam, q)
-        b = np.linalg.solve(M, v)
-        tau_out[i] = b[0]
+        for c in range(lams.shape[0]):
+            M, v = _system(s_num / k, s_den / k, s_mom / k, z[i], lams[c], q)
+            b = np.linalg.solve(M, v)
+            tau_out[i, c] = b[0]
+        lam = lams[0]  # the variance is computed for a single penalty
         if not variance or group_size < 2:
             var_out[i] = np.nan
             continue
