@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -66,13 +67,29 @@ def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> list[str]:
     return out
 
 
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory, _empty_store_db):
+    """``run()`` of the small flagship config (no models logged) for a value of
+    ``tracking.log_patient_level``, made once per module into a store of its own:
+    ``whole_run(patient_level)`` is its result. The runs only get read."""
+    made = {}
+
+    def get(patient_level: bool):
+        if patient_level not in made:
+            store = tmp_path_factory.mktemp(f"patient-level-{patient_level}") / "mlruns"
+            store.mkdir()
+            shutil.copy(_empty_store_db, store / _empty_store_db.name)
+            overrides = [f"tracking.uri={store}", *SMALL, "tracking.log_models=false"]
+            overrides.append(f"tracking.log_patient_level={patient_level}")
+            made[patient_level] = run(load_config(ROOT / "configs" / "mirocals.yaml", overrides))
+        return made[patient_level]
+
+    return get
+
+
 @pytest.mark.parametrize("patient_level", [False, True])
-def test_a_whole_run_holds_no_patient_value_unless_allowed(store, tmp_path, patient_level):
-    overrides = [f"tracking.uri={store}", *SMALL, f"tracking.log_patient_level={patient_level}"]
-    config = load_config(
-        ROOT / "configs" / "mirocals.yaml", [*overrides, "tracking.log_models=false"]
-    )
-    result = run(config)
+def test_a_whole_run_holds_no_patient_value_unless_allowed(whole_run, tmp_path, patient_level):
+    result = whole_run(patient_level)
     client = MlflowClient(result.store.tracking_uri)
     text = _everything_logged(client, result, tmp_path)
     assert "report.html" in _artifacts(client, result.run_id)  # the report was searched too
@@ -85,15 +102,12 @@ def test_a_whole_run_holds_no_patient_value_unless_allowed(store, tmp_path, pati
         assert leaked == [], leaked[:5]
 
 
-def test_figures_embedded_in_the_report_are_images_only(store):
-    # the report's images are PNGs: nothing else hides in its data URIs
-    config = load_config(
-        ROOT / "configs" / "mirocals.yaml",
-        [f"tracking.uri={store}", *SMALL, "explain.enabled=false", "tracking.log_models=false"],
-    )
-    result = run(config)
+def test_figures_embedded_in_the_report_are_images_only(whole_run, tmp_path):
+    # the report's images are PNGs: nothing else hides in its data URIs (the report of the
+    # run above that logs no patient-level data: every kind of figure, explanations included)
+    result = whole_run(False)
     client = MlflowClient(result.store.tracking_uri)
-    page = Path(client.download_artifacts(result.run_id, "report.html", str(store.parent)))
+    page = Path(client.download_artifacts(result.run_id, "report.html", str(tmp_path)))
     uris = DATA_URI.findall(page.read_text(encoding="utf-8"))
     assert uris
     for uri in uris:
