@@ -316,11 +316,10 @@ def _apply(X, feature, threshold, left, right, roots, out):  # pragma: no cover 
 
 
 @numba.njit(cache=True, nogil=True)
-def _aggregate(  # noqa: C901 - one compiled loop
+def _aggregate(
     leaves, num, den, count, in_bag, oob, row0, group_size, variance, tau_out, var_out
 ):  # pragma: no cover - compiled
     n_trees = leaves.shape[1]
-    n_groups = n_trees // group_size
     for i in range(leaves.shape[0]):
         s_num = 0.0
         s_den = 0.0
@@ -341,33 +340,57 @@ def _aggregate(  # noqa: C901 - one compiled loop
             var_out[i] = np.nan
             continue
         v_est = s_den / k
-        good = 0
-        psi_sq = 0.0
-        grouped_sq = 0.0
-        for g in range(n_groups):
-            if oob and in_bag[g, row0 + i]:
-                continue
-            empty = False
-            for j in range(group_size):
-                empty = empty or count[leaves[i, g * group_size + j]] == 0
-            if empty:
-                continue
-            group_psi = 0.0
-            for j in range(group_size):
-                leaf = leaves[i, g * group_size + j]
-                psi = num[leaf] - den[leaf] * tau
-                psi_sq += psi * psi
-                group_psi += psi
-            group_psi /= group_size
-            grouped_sq += group_psi * group_psi
-            good += 1
-        if good == 0:
-            var_out[i] = np.nan
+        usable = usable_groups(leaves[i], count, in_bag, oob, row0 + i, group_size)
+        psi = np.zeros(n_trees)
+        for t in range(n_trees):
+            if usable[t // group_size]:
+                psi[t] = num[leaves[i, t]] - den[leaves[i, t]] * tau
+        var_out[i] = little_bag_variance(psi, usable, group_size) / (v_est * v_est)
+
+
+@numba.njit(cache=True, nogil=True)
+def usable_groups(leaves, count, in_bag, oob, row, group_size):  # pragma: no cover - compiled
+    """Groups whose trees all give the patient an estimate (and, out of bag, never drew it)."""
+    n_groups = leaves.shape[0] // group_size
+    usable = np.ones(n_groups, np.bool_)
+    for g in range(n_groups):
+        if oob and in_bag[g, row]:
+            usable[g] = False
             continue
-        var_between = grouped_sq / good
-        var_total = psi_sq / (good * group_size)
-        group_noise = (var_total - var_between) / (group_size - 1)
-        var_out[i] = debias(var_between, group_noise, good) / (v_est * v_est)
+        for j in range(group_size):
+            if count[leaves[g * group_size + j]] == 0:
+                usable[g] = False
+    return usable
+
+
+@numba.njit(cache=True, nogil=True)
+def little_bag_variance(psi, usable, group_size):  # pragma: no cover - compiled
+    """grf's variance of a forest average from per-tree terms ``psi`` over the usable groups.
+
+    The between-group variance minus the within-group noise, debiased by
+    :func:`debias` (``compute_variance`` of grf's prediction strategies); NaN
+    without a usable group.
+    """
+    good = 0
+    psi_sq = 0.0
+    grouped_sq = 0.0
+    for g in range(usable.shape[0]):
+        if not usable[g]:
+            continue
+        group_psi = 0.0
+        for j in range(group_size):
+            value = psi[g * group_size + j]
+            psi_sq += value * value
+            group_psi += value
+        group_psi /= group_size
+        grouped_sq += group_psi * group_psi
+        good += 1
+    if good == 0:
+        return np.nan
+    var_between = grouped_sq / good
+    var_total = psi_sq / (good * group_size)
+    group_noise = (var_total - var_between) / (group_size - 1)
+    return debias(var_between, group_noise, good)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -268,7 +268,7 @@ def _system(num, den, mom, z0, lam, q):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _aggregate(  # noqa: C901 - one compiled loop
+def _aggregate(
     leaves,
     num,
     den,
@@ -285,7 +285,6 @@ def _aggregate(  # noqa: C901 - one compiled loop
     var_out,
 ):  # pragma: no cover - compiled
     n_trees = leaves.shape[1]
-    n_groups = n_trees // group_size
     q = z.shape[1]
     m = moments.shape[1]
     for i in range(leaves.shape[0]):
@@ -316,31 +315,11 @@ def _aggregate(  # noqa: C901 - one compiled loop
         e1 = np.zeros(q + 1)
         e1[0] = 1.0
         r = np.linalg.solve(M.T, e1)  # first row of M^-1
-        good = 0
-        psi_sq = 0.0
-        grouped_sq = 0.0
-        for g in range(n_groups):
-            if oob and in_bag[g, row0 + i]:
-                continue
-            empty = False
-            for j in range(group_size):
-                empty = empty or count[leaves[i, g * group_size + j]] == 0
-            if empty:
-                continue
-            group_psi = 0.0
-            for j in range(group_size):
-                leaf = leaves[i, g * group_size + j]
+        usable = honest_trees.usable_groups(leaves[i], count, in_bag, oob, row0 + i, group_size)
+        psi = np.zeros(n_trees)
+        for t in range(n_trees):
+            leaf = leaves[i, t]
+            if usable[t // group_size]:
                 M_t, v_t = _system(num[leaf], den[leaf], moments[leaf], z[i], lam, q)
-                psi = r @ (v_t - M_t @ b)
-                psi_sq += psi * psi
-                group_psi += psi
-            group_psi /= group_size
-            grouped_sq += group_psi * group_psi
-            good += 1
-        if good == 0:
-            var_out[i] = np.nan
-            continue
-        var_between = grouped_sq / good
-        var_total = psi_sq / (good * group_size)
-        group_noise = (var_total - var_between) / (group_size - 1)
-        var_out[i] = honest_trees.debias(var_between, group_noise, good)
+                psi[t] = r @ (v_t - M_t @ b)
+        var_out[i] = honest_trees.little_bag_variance(psi, usable, group_size)
