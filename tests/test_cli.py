@@ -168,7 +168,7 @@ def test_ui_serves_runs_and_figures_on_loopback(store, capsys):
             try:
                 found = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 5})
                 break
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # still starting
                 assert server.poll() is None, "the UI server exited"
                 assert time.monotonic() < deadline, "the UI did not answer within 180 s"
                 time.sleep(0.5)
