@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
 from stratify.exceptions import StratifyInputError
+from stratify.rendering import figure_png
 from stratify.tracking import Store, StoreError, Tracker, process_tags
 
 
@@ -56,8 +57,10 @@ def test_finished_run_keeps_everything_logged(store):
     assert math.isnan(run.data.metrics["missing"])
     root = store / "artifacts"
     assert run.info.artifact_uri.startswith(root.as_uri())
-    written = {p.name for p in root.rglob("*") if p.is_file()}
-    assert written == {"t.csv", "f.png"}
+    written = {p.relative_to(root).parts[-2:]: p for p in root.rglob("*") if p.is_file()}
+    assert set(written) == {("tables", "t.csv"), ("figures", "f.png")}
+    # the figure's one rendering (the report embeds the same bytes)
+    assert written["figures", "f.png"].read_bytes() == figure_png(figure)
 
 
 def test_failed_run_is_marked_failed_with_error_tag(store):

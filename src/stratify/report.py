@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,13 +37,13 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from PIL import Image
 
 from stratify import __version__
 from stratify.exceptions import StratifyInputError
 from stratify.files import write_atomically
 from stratify.formatting import DASH, MISSING, bound, hazard_ratio, names, number
 from stratify.plots_benefit import benefit_calibration_plot
+from stratify.rendering import DPI, figure_png, palette_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -58,9 +57,6 @@ if TYPE_CHECKING:
     from stratify.trial.cox import HazardRatio
     from stratify.trial.strata import Stratum
 
-#: Resolution of the embedded figures; they are displayed at their natural size
-#: (96 CSS pixels per inch), so they stay sharp on screen and on paper.
-DPI = 110
 #: CSS pixels per inch.
 CSS_DPI = 96
 
@@ -293,32 +289,22 @@ def figure_data_uri(figure: Figure, dpi: int = DPI, *, compact: bool = True) -> 
     Parameters
     ----------
     figure : matplotlib.figure.Figure
-        The figure, rendered with ``savefig(format="png", dpi=dpi)``.
+        The figure, rendered once by :func:`stratify.rendering.figure_png` (the
+        run's artifact of the same figure shares the rendering).
     dpi : int
         Resolution.
     compact : bool
-        Store the PNG with a 256-colour palette (Pillow, which matplotlib
-        requires): about a third of the size, and no visible change for plots.
+        Store the PNG with a 256-colour palette
+        (:func:`stratify.rendering.palette_png`): about a third of the size, and
+        no visible change for plots.
 
     Returns
     -------
     str
     """
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    png = _palette_png(buffer.getvalue()) if compact else buffer.getvalue()
+    png = figure_png(figure, dpi)
+    png = palette_png(png) if compact else png
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _palette_png(png: bytes) -> bytes:
-    """The same image as a 256-colour palette PNG, transparency flattened onto white."""
-    with Image.open(io.BytesIO(png)) as image:
-        rgba = image.convert("RGBA")
-    flat = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
-    out = io.BytesIO()
-    palette = flat.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-    palette.save(out, format="PNG", optimize=True)
-    return out.getvalue()
 
 
 # ------------------------------------------------------------------ the sections

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -50,6 +51,7 @@ from mlflow.exceptions import MlflowException
 
 from stratify.config import is_local_folder
 from stratify.exceptions import StratifyInputError
+from stratify.rendering import figure_png
 
 STORE_DB = "mlflow.db"
 ARTIFACTS = "artifacts"
@@ -341,9 +343,14 @@ class Tracker:
             self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_figure(self, run_id: str, figure: Figure, path: str) -> None:
-        """Log a matplotlib figure as an image artifact."""
-        with self.writing_artifact(run_id, path):
-            self.client.log_figure(run_id, figure, path)
+        """Log a matplotlib figure as a PNG artifact (:func:`stratify.rendering.figure_png`:
+        the report embeds the same rendering)."""
+        png = figure_png(figure)
+        with self.writing_artifact(run_id, path), TemporaryDirectory() as folder:
+            local = Path(folder) / Path(path).name
+            local.write_bytes(png)
+            parent = Path(path).parent.as_posix()
+            self.client.log_artifact(run_id, str(local), None if parent == "." else parent)
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         """Log a text artifact (YAML, CSV, JSON)."""
