@@ -11,6 +11,7 @@ from stratify.exceptions import StratifyInputError
 from stratify.explain.benefit import (
     arm_interactions,
     benefit_shap,
+    exact_shapley,
     is_tree_learner,
     time_dependent_benefit_shap,
 )
@@ -102,6 +103,59 @@ def test_swapping_the_arms_negates_every_shap_value(trial):
     np.testing.assert_allclose(a.base_values, -b.base_values, atol=1e-9)
 
 
+def _shapley_by_permutations(f, x, background):
+    """Shapley values by their definition: the mean marginal gain over all p! orders."""
+    from itertools import permutations
+
+    p = len(x)
+
+    def value(coalition):
+        rows = background.copy()
+        rows[:, list(coalition)] = x[list(coalition)]
+        return f(rows).mean(axis=0)
+
+    phi = np.zeros((p, 2))
+    orders = list(permutations(range(p)))
+    for order in orders:
+        for k, j in enumerate(order):
+            phi[j] += value(order[: k + 1]) - value(order[:k])
+    return phi / len(orders)
+
+
+def test_exact_shapley_is_the_definition_in_any_batch():
+    rng = np.random.default_rng(0)
+    data, background = rng.normal(size=(7, 4)), rng.normal(size=(5, 4))
+    calls = []
+
+    def f(rows):  # two outputs, with an interaction and a non-linearity
+        calls.append(len(rows))
+        return np.column_stack([rows[:, 0] * rows[:, 1] + np.exp(rows[:, 2]), np.sin(rows[:, 3])])
+
+    values, base = exact_shapley(f, data, background)
+    assert len(calls) == 3  # the background, the patients, all their coalitions at once
+    for i in range(len(data)):
+        np.testing.assert_allclose(
+            values[i], _shapley_by_permutations(f, data[i], background), atol=1e-12
+        )
+    np.testing.assert_allclose(base + values.sum(axis=1), f(data), atol=1e-12)
+    np.testing.assert_allclose(base, np.tile(f(background).mean(axis=0), (7, 1)), atol=1e-15)
+    # covariates an output does not use get nothing of it
+    assert np.abs(values[:, 3, 0]).max() < 1e-15
+    assert np.abs(values[:, :3, 1]).max() < 1e-15
+    calls.clear()
+    small, _ = exact_shapley(f, data, background, max_rows=100)  # 70 rows, one patient a call
+    np.testing.assert_allclose(small, values, atol=1e-12)
+    assert len(calls) == 1 + 2 * 7
+
+
+def test_exact_shapley_of_one_covariate_is_the_whole_difference():
+    background = np.array([[1.0], [3.0]])
+    values, base = exact_shapley(
+        lambda r: np.column_stack([r[:, 0] ** 2]), np.array([[4.0]]), background
+    )
+    assert base[0, 0] == 5.0 and values[0, 0, 0] == 11.0
+
+
 def test_ranks_and_importance(trial, fitted):
     X, _, _ = trial
     explanation = benefit_shap(fitted["cox_interaction"], X.iloc[:30], HORIZON, background=X[:20])
@@ -111,7 +165,7 @@ def test_ranks_and_importance(trial, fitted):
     assert explanation.rank("csf_pnfh") == 1
     with pytest.raises(StratifyInputError, match="'bulbar' is not a covariate"):
         explanation.rank("bulbar")
-    assert "exact over 20 background patients (Kernel SHAP on all 2^4" in explanation.method
+    assert "exact over 20 background patients (all 2^4 coalitions)" in explanation.method
 
 
 def test_arm_interactions_find_the_effect_modifier():
