@@ -11,10 +11,10 @@ from stratify.exceptions import StratifyInputError
 from stratify.explain.benefit import (
     arm_interactions,
     benefit_shap,
-    exact_shapley,
     is_tree_learner,
     time_dependent_benefit_shap,
 )
+from stratify.explain.coalitions import predicted_values, shapley_from_values
 from stratify.learners import make_learner
 
 HORIZON = 640.0
@@ -120,6 +120,10 @@ def _shapley_by_permutations(f, x, background):
         for k, j in enumerate(order):
             phi[j] += value(order[: k + 1]) - value(order[:k])
     return phi / len(orders)
+
+
+def exact_shapley(predict, data, background, **kwargs):
+    return shapley_from_values(predicted_values(predict, data, background, **kwargs))
 
 
 def test_exact_shapley_is_the_definition_in_any_batch():

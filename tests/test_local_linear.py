@@ -18,6 +18,11 @@ from sksurv.util import Surv
 from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
 from stratify.explain.benefit import benefit_shap, is_tree_learner
+from stratify.explain.coalitions import (
+    causal_forest_values,
+    predicted_values,
+    shapley_from_values,
+)
 from stratify.learners import CausalSurvivalForest, honest_trees, local_linear, make_learner
 
 HORIZON = 640.0
@@ -234,3 +239,33 @@ def test_registry_injects_the_modifier_and_bad_settings_are_one_line():
     frame = mirocals(100, 1)
     with pytest.raises(StratifyInputError, match="modifier 'nfl' is not among the covariates"):
         fit(frame, modifier="nfl", n_estimators=10)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"ll_lambda": 0.1},  # locally linear
+        {"ll_lambda": 0.1, "shrinkage": "calibrated"},
+        {"linear_correction": False, "propensity": 0.4},  # plain, unequal denominators
+    ],
+    ids=["corrected", "corrected-shrunk", "plain"],
+)
+def test_walking_the_trees_gives_the_coalition_values_of_the_predictions(params):
+    # The forest's coalition values from one walk per (patient, background patient) pair
+    # equal those of predict_cate at all 2^4 hybrid patients, hence the same Shapley values.
+    frame = mirocals(400, 1)  # shrinkage factors 0.49 and 0.81 here: shrunk, not constant
+    learner = fit(frame, n_estimators=50, **params)
+    X = frame[COVARIATES].astype(float).to_numpy()
+    data, background = X[:6], X[100:112]
+
+    def predict(rows):
+        out = learner.predict_cate(pd.DataFrame(rows, columns=COVARIATES), HORIZON)
+        return out[["cate_rmst", "cate_surv"]].to_numpy()
+
+    walked = causal_forest_values(learner, data, background)
+    predicted = predicted_values(predict, data, background)
+    assert np.ptp(predicted[:, :, 0]) > 1.0  # coalitions differ by days, not by rounding
+    assert np.ptp(predicted[:, :, 1]) > 0.005
+    np.testing.assert_allclose(walked, predicted, rtol=0, atol=1e-9)
+    values, base = shapley_from_values(walked)
+    np.testing.assert_allclose(base + values.sum(axis=1), predict(data), atol=1e-9)

@@ -16,10 +16,11 @@ whenever the learner is made of trees:
 * Everything else (Cox models, boosting, a ridge final stage, a locally linear
   causal forest) is explained model-agnostically over the background sample:
   when there are at most :data:`EXACT_MAX_FEATURES` covariates, the exact
-  Shapley values over all 2^p coalitions (:func:`exact_shapley`, the value
-  Kernel SHAP computes with every coalition enumerated; checked against
-  shap's ExactExplainer in the tests), the coalitions of many patients
-  predicted in one batch; otherwise shap's PermutationExplainer with
+  Shapley values over all 2^p coalitions (:mod:`stratify.explain.coalitions`:
+  the value Kernel SHAP computes with every coalition enumerated; checked
+  against shap's ExactExplainer in the tests), the coalitions of many
+  patients predicted in one batch, or for a causal survival forest from one
+  walk of its trees per pair of patients; otherwise shap's PermutationExplainer with
   ``max_evals`` model evaluations per patient (the stated budget), which
   shows its progress bar in a terminal.
 
@@ -33,7 +34,6 @@ large cohorts, where exact SHAP for every patient costs more than the fit.
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from dataclasses import dataclass
 from numbers import Integral
@@ -46,6 +46,11 @@ from sksurv.ensemble import ExtraSurvivalTrees, RandomSurvivalForest
 from stratify import progress
 from stratify.data.covariates import ARM_TERM
 from stratify.exceptions import StratifyInputError
+from stratify.explain.coalitions import (
+    causal_forest_values,
+    predicted_values,
+    shapley_from_values,
+)
 from stratify.explain.trees import (
     TreeModel,
     combine,
@@ -384,64 +389,6 @@ def _dr_forest(learner: DRLearner, X, bg, horizon) -> BenefitExplanation:
     return BenefitExplanation(out, "exact TreeSHAP (final forests)")
 
 
-def exact_shapley(
-    predict, data: np.ndarray, background: np.ndarray, *, max_rows: int = 2**17
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Exact interventional Shapley values of ``predict`` over a background sample.
-
-    The value of a coalition :math:`S` of covariates for patient :math:`x` is
-    :math:`v_x(S) = \frac{1}{m}\sum_b f(x_S, b_{\bar S})` over the ``m``
-    background patients :math:`b`, and
-    :math:`\phi_j = \sum_{S \not\ni j} \frac{|S|!\,(p-|S|-1)!}{p!}
-    (v_x(S \cup \{j\}) - v_x(S))`: the quantity Kernel SHAP and shap's
-    ExactExplainer estimate with every coalition enumerated. All coalitions of
-    many patients go to ``predict`` in one call of at most about ``max_rows``
-    rows, so a learner pays its per-call cost once per batch, not once per
-    patient.
-
-    Parameters
-    ----------
-    predict : callable
-        Maps an ``(r, p)`` array to ``(r, k)`` outputs.
-    data : numpy.ndarray of shape (n, p)
-        Patients to explain.
-    background : numpy.ndarray of shape (m, p)
-        Reference patients.
-    max_rows : int
-        Rows per call of ``predict`` (at least one patient's ``2^p m``).
-
-    Returns
-    -------
-    values : numpy.ndarray of shape (n, p, k)
-    base : numpy.ndarray of shape (n, k)
-        :math:`v_x(\emptyset)`, the mean output over the background; for each
-        patient ``base + values.sum(axis=1)`` is ``predict`` of the patient.
-    """
-    n, p = data.shape
-    masks = (np.arange(2**p)[:, None] >> np.arange(p)) & 1 == 1  # coalition c holds j if bit j
-    size = masks.sum(axis=1)
-    weight = np.array([math.factorial(s) * math.factorial(p - s - 1) for s in size[:-1]])
-    weight = weight / math.factorial(p)
-    base = np.asarray(predict(background), dtype=float).mean(axis=0)
-    middle = masks[1:-1]  # neither the empty nor the full coalition
-    step = max(1, max_rows // max(1, len(middle) * len(background)))
-    values = np.empty((n, p, base.size))
-    for start in range(0, n, step):
-        x = data[start : start + step]
-        hybrid = np.where(middle[None, :, None, :], x[:, None, None, :], background[None, None])
-        v = np.empty((len(x), 2**p, base.size))
-        v[:, 0] = base
-        v[:, -1] = predict(x)
-        if len(middle):
-            out = np.asarray(predict(hybrid.reshape(-1, p)), dtype=float)
-            v[:, 1:-1] = out.reshape(len(x), len(middle), len(background), -1).mean(axis=2)
-        for j in range(p):
-            without = np.flatnonzero(~masks[:, j])
-            gain = v[:, without + 2**j] - v[:, without]
-            values[start : start + step, j] = np.einsum("ick,c->ik", gain, weight[without])
-    return values, np.tile(base, (n, 1))
-
-
 def _agnostic(learner, X, bg, horizon, max_evals) -> BenefitExplanation:
     columns = list(X.columns)
 
@@ -454,7 +401,12 @@ def _agnostic(learner, X, bg, horizon, max_evals) -> BenefitExplanation:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         if p <= EXACT_MAX_FEATURES:
-            values, base = exact_shapley(predict, data, background)
+            if isinstance(learner, CausalSurvivalForest):
+                learner.predict_cate(X.iloc[:1], horizon)  # refuses another horizon, clearly
+                coalition_values = causal_forest_values(learner, data, background)
+            else:
+                coalition_values = predicted_values(predict, data, background)
+            values, base = shapley_from_values(coalition_values)
             method = (
                 f"model-agnostic, exact over {len(bg)} background patients (all 2^{p} coalitions)"
             )
