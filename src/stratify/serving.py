@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import importlib.util
 import lzma
 import math
@@ -581,7 +582,7 @@ def _metadata(spec: _Spec) -> dict[str, Any]:
 def _bundle_code(learner: CATELearner, folder: Path) -> Path:
     """Copy the stratify modules that unpickling and running ``learner`` import into ``folder``."""
     root = Path(stratify.__file__).parent
-    roots = {__name__, "stratify.learners", type(learner).__module__}
+    roots = frozenset({__name__, "stratify.learners", type(learner).__module__})
     for module in _stratify_imports(roots):
         origin = Path(importlib.util.find_spec(module).origin)
         target = folder / "stratify" / origin.relative_to(root)
@@ -590,8 +591,13 @@ def _bundle_code(learner: CATELearner, folder: Path) -> Path:
     return folder / "stratify"
 
 
-def _stratify_imports(roots: set[str]) -> set[str]:
-    """``roots`` and every stratify module they import at run time, with their packages."""
+@functools.cache
+def _stratify_imports(roots: frozenset[str]) -> frozenset[str]:
+    """``roots`` and every stratify module they import at run time, with their packages.
+
+    Cached: the source files of a running stratify do not change, and a run logs
+    one model per learner.
+    """
     seen: set[str] = set()
     todo = list(roots)
     while todo:
@@ -609,7 +615,7 @@ def _stratify_imports(roots: set[str]) -> set[str]:
         package = name if spec.submodule_search_locations is not None else name.rpartition(".")[0]
         tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
         todo.extend(_imported_names([tree], package))
-    return seen
+    return frozenset(seen)
 
 
 def _imported_names(nodes, package: str) -> Iterator[str]:
