@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import validate_data
 from sksurv.ensemble import (
     ExtraSurvivalTrees,
     GradientBoostingSurvivalAnalysis,
@@ -417,20 +418,22 @@ def forest_survival_at(forest, X, times: np.ndarray) -> np.ndarray:
         survival scikit-survival cannot predict, is read from its cumulative
         hazard (:func:`complete_single_time_curves`).
     """
-    leaves = forest.apply(X)  # (n_patients, n_trees)
+    # checked once, then each tree's leaves straight from the tree: the forest's own apply
+    # dispatches every tree through joblib, which costs more than the trees at trial size
+    X = validate_data(forest, X, dtype=np.float32, reset=False, order="C")
     known = np.asarray(forest.unique_times_, dtype=float)
     idx = np.searchsorted(known, np.asarray(times, dtype=float), side="right") - 1
     after_start = idx >= 0
-    total = np.zeros((leaves.shape[0], int(after_start.sum())))
+    total = np.zeros((X.shape[0], int(after_start.sum())))
     single_time = known.size == 1  # survival 1 - d/n (see complete_single_time_curves)
-    for k, tree in enumerate(forest.estimators_):
+    for tree in forest.estimators_:
         if single_time:
             node_curves = 1.0 - tree.tree_.value[:, idx[after_start], 0]
         else:
             node_curves = tree.tree_.value[:, idx[after_start], 1]  # survival, every node
-        total += node_curves[leaves[:, k]]
+        total += node_curves[tree.apply(X, check_input=False)]
     total /= len(forest.estimators_)
-    out = np.ones((leaves.shape[0], idx.size))
+    out = np.ones((X.shape[0], idx.size))
     out[:, after_start] = total
     return out
 
