@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stratify.crossfit import NamedLearner, cross_fit, splits, task_seed
+from stratify.crossfit import NamedLearner, cross_fit, dispatch_order, splits, task_seed
 from stratify.data import TrialData
 from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
@@ -52,6 +52,14 @@ def test_an_arm_without_events_is_a_clear_error(trial):
 def test_task_seeds_depend_on_coordinates_only():
     assert task_seed(3, 0, 1, 2) == task_seed(3, 0, 1, 2)
     assert len({task_seed(3, i, r, f) for i in range(3) for r in range(3) for f in range(3)}) == 27
+
+
+def test_every_learner_starts_before_any_learner_goes_on():
+    order = dispatch_order(3, 4)
+    assert sorted(order) == list(range(12))  # every task once
+    assert order[:3] == [0, 4, 8]  # part 0 of learners 0, 1, 2
+    assert order[3:] == [1, 2, 3, 5, 6, 7, 9, 10, 11]
+    assert dispatch_order(1, 1) == [0]
 
 
 def test_results_identical_with_one_or_two_workers(trial):
