@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from stratify.rendering import DPI, figure_png, palette_png
+from stratify.rendering import DPI, figure_png, palette_png, render_all
 
 
 def _figure(width=4.0, height=3.0):
@@ -51,3 +51,19 @@ def test_palette_keeps_pixels_of_an_opaque_plot():
         assert error.mean() <= 2.0
         assert error.max() <= 16
     assert len(small) < len(png)
+
+
+def test_rendering_on_workers_gives_the_same_bytes(monkeypatch):
+    figures = [_figure(4.0, 3.0), _figure(5.0, 2.0), _figure(3.0, 3.0)]
+    here = [figure_png(f) for f in (_figure(4.0, 3.0), _figure(5.0, 2.0), _figure(3.0, 3.0))]
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("rendered in the main process")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Figure, "savefig", not_here)  # the workers import their own Figure
+        render_all([*figures, figures[0]], n_jobs=2)  # a repeat is rendered once
+        assert [figure_png(f) for f in figures] == here  # from the cache
+    already = figure_png(figures[1])
+    render_all(figures, n_jobs=2)  # nothing left to render
+    assert figure_png(figures[1]) is already

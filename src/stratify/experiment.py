@@ -29,6 +29,7 @@ from stratify.exceptions import StratifyInputError
 from stratify.explain.learners import Explained, explain_learners, fit_whole_trial
 from stratify.learners.registry import make_learner
 from stratify.plots_benefit import benefit_calibration_plot
+from stratify.rendering import render_all
 from stratify.report import CALIBRATION_FIGURE, build_report, check_report_path, write_report
 from stratify.scores import dr_scores
 from stratify.serving import log_learner_model
@@ -169,6 +170,9 @@ def run(
     with execution.backend(config.execution):  # joblib's processes, or a Dask cluster
         evaluation = learn(config, data)
         explained = explain_learners(config, data, evaluation, analysis) if evaluation else None
+        drawn = draw_figures(config, evaluation, explained)
+        every = [*figures.values(), *(f for group in drawn.values() for f in group.values())]
+        render_all(every, n_jobs=config.execution.n_jobs)  # logged and embedded as rendered
     tags = {
         "stratify.version": __version__,
         "stratify.git_commit": _git_commit(),
@@ -179,7 +183,6 @@ def run(
     }
     if evaluation is not None:
         tags["stratify.heterogeneity_method"] = evaluation.heterogeneity_method
-    drawn = draw_figures(config, evaluation, explained)
     run_name = f"{config.name}-{config.config_hash[:7]}"
     with tracker.run(config.experiment_name, run_name=run_name, tags=tags) as run_id:
         tracker.log_params(run_id, config.flat_params())
