@@ -73,7 +73,7 @@ def coalition_masks(p: int) -> np.ndarray:
 
 
 def predicted_values(
-    predict, data: np.ndarray, background: np.ndarray, *, max_rows: int = 2**17
+    predict, data: np.ndarray, background: np.ndarray, *, max_rows: int = 2**15
 ) -> np.ndarray:
     """Coalition values of any model, from its predictions at the hybrid patients.
 
