@@ -313,3 +313,30 @@ def test_a_reopened_run_is_this_process_s_and_closes_honestly(store):
     run = tracker.get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["error"] == "interrupted by the user"
     assert [m.step for m in tracker.client.get_metric_history(run_id, "m")] == [1]
+
+
+def test_a_new_store_is_created_in_the_background_and_used_when_ready(tmp_path):
+    store = Store.from_uri(str(tmp_path / "mlruns"))
+    assert not store.exists
+    tracker = Tracker(store, create_in_background=True)
+    assert tracker.creating and tracker.swept == []
+    with tracker.run("exp", run_name="r") as run_id:  # waits for the schema, then logs
+        tracker.log_metrics(run_id, {"x": 1.0})
+    assert not tracker.creating and store.exists
+    assert tracker.get_run(run_id).info.status == "FINISHED"
+    again = Tracker(Store.from_uri(str(tmp_path / "mlruns")), create_in_background=True)
+    assert not again.creating  # an existing store opens at once (and sweeps orphans)
+
+
+def test_a_store_that_cannot_be_created_in_the_background_fails_at_first_use(
+    tmp_path, monkeypatch
+):
+    def broken(store):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("stratify.tracking._initialised_client", broken)
+    tracker = Tracker(Store.from_uri(str(tmp_path / "mlruns")), create_in_background=True)
+    for _ in range(2):  # every use says so, with the cause
+        with pytest.raises(StratifyInputError, match=r"tracking\.uri: .*No space left on device"):
+            with tracker.run("exp", run_name="r"):
+                pass

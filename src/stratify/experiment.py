@@ -228,7 +228,9 @@ def open_tracker(config: ExperimentConfig) -> Tracker:
     """The config's store, opened and checked, with its experiment in place.
 
     Opening it also closes the runs that ended processes of this host left RUNNING
-    (:meth:`stratify.tracking.Tracker.close_orphans`).
+    (:meth:`stratify.tracking.Tracker.close_orphans`). A store folder without a
+    database yet is created in the background while the run works (its folder is
+    created and checked now); its experiment is created with the run.
 
     Raises
     ------
@@ -236,8 +238,9 @@ def open_tracker(config: ExperimentConfig) -> Tracker:
         Naming ``tracking.uri`` (or ``tracking.experiment``) if the store cannot be
         reached, opened or used.
     """
-    tracker = Tracker(Store.from_uri(config.tracking_uri))
-    tracker.experiment_id(config.experiment_name)
+    tracker = Tracker(Store.from_uri(config.tracking_uri), create_in_background=True)
+    if not tracker.creating:
+        tracker.experiment_id(config.experiment_name)
     return tracker
 
 

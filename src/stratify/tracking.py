@@ -115,6 +115,14 @@ class Store:
         )
 
     @property
+    def exists(self) -> bool:
+        """Whether the store's database is there already (always true for other than an
+        embedded store)."""
+        if self.artifact_root is None:
+            return True
+        return (self.artifact_root.parent / STORE_DB).exists()
+
+    @property
     def is_server(self) -> bool:
         """Whether the store is an MLflow tracking server (http or https)."""
         return self.tracking_uri.startswith(("http://", "https://"))
@@ -138,6 +146,12 @@ class Tracker:
     ----------
     store : Store
         Where to log.
+    create_in_background : bool
+        If the store is an embedded one that does not exist yet, create its
+        database on a thread while the caller goes on (MLflow's schema
+        migrations take ~3 s); the first use of :attr:`client` waits for it and
+        raises its error, if any. The thread is not a daemon: a process that is
+        interrupted finishes creating the schema before it exits.
 
     Raises
     ------
@@ -145,23 +159,52 @@ class Tracker:
         Naming ``tracking.uri``, if the store cannot be reached or opened.
     """
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, create_in_background: bool = False):
         self.store = store
+        self._opening: _Opening | None = None
         _quiet_mlflow_logs()
         if store.is_server:
             for name, value in HTTP_DEFAULTS.items():
                 os.environ.setdefault(name, value)
             _check_server(store.tracking_uri)
+        if create_in_background and store.artifact_root is not None and not store.exists:
+            self._opening = _Opening(store)
+            self.swept = []  # a new store has no runs to sweep
+            return
         try:
             if store.artifact_root is None:
-                self.client = MlflowClient(tracking_uri=store.tracking_uri)
+                self._client = MlflowClient(tracking_uri=store.tracking_uri)
             else:
-                self.client = _initialised_client(store)
+                self._client = _initialised_client(store)
             self.swept = self.close_orphans()
         except Exception as exc:  # any failure to open a store is the same user-facing problem
-            raise StratifyInputError(
-                f"tracking.uri: cannot open the MLflow store {store.tracking_uri}: {_reason(exc)}"
-            ) from None
+            raise self._unopenable(exc) from None
+
+    @property
+    def client(self) -> MlflowClient:
+        """The MLflow client of the store (once a store created in the background is ready).
+
+        Raises
+        ------
+        StratifyInputError
+            Naming ``tracking.uri``, if a store created in the background could not be.
+        """
+        if self._opening is not None:
+            self._opening.join()
+            if self._opening.error is not None:
+                raise self._unopenable(self._opening.error)
+            self._client, self._opening = self._opening.client, None
+        return self._client
+
+    @property
+    def creating(self) -> bool:
+        """Whether a new embedded store is being created in the background (see ``Tracker``)."""
+        return self._opening is not None
+
+    def _unopenable(self, exc: BaseException) -> StratifyInputError:
+        return StratifyInputError(
+            f"tracking.uri: cannot open the MLflow store {self.store.tracking_uri}: {_reason(exc)}"
+        )
 
     def experiment_id(self, name: str) -> str:
         """Id of the experiment ``name``, created (with its artifact folder) if needed."""
@@ -552,6 +595,23 @@ def _pages(search: Callable) -> Iterator:
         token = page.token
         if not token:
             return
+
+
+class _Opening(threading.Thread):
+    """:func:`_initialised_client` on a thread (see ``Tracker(create_in_background=True)``)."""
+
+    def __init__(self, store: Store):
+        super().__init__(name="stratify-store", daemon=False)
+        self.store = store
+        self.client: MlflowClient | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.client = _initialised_client(self.store)
+        except Exception as exc:  # raised where the client is first used
+            self.error = exc
 
 
 def _initialised_client(store: Store) -> MlflowClient:
