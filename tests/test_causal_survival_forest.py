@@ -320,3 +320,17 @@ def test_refuses_another_horizon_and_other_columns():
         learner.predict_cate(X, 365.0)
     with pytest.raises(StratifyInputError, match="differ from the learner's covariates"):
         learner.predict_cate(X[COVARIATES[::-1]], HORIZON)
+
+
+def test_kernels_are_compiled_by_one_toy_fit_per_process(monkeypatch):
+    from stratify.learners import causal_survival_forest as module
+    from stratify.learners import honest_trees, local_linear
+
+    monkeypatch.setattr(module, "_COMPILED", False)
+    module.compiled_once()  # toy fits, plain and locally linear, under the machine's lock
+    for kernel in (honest_trees._grow_batch, honest_trees._aggregate, local_linear._aggregate):
+        assert kernel.signatures  # compiled (or loaded from numba's cache) here
+    fits = []
+    monkeypatch.setattr(module.CausalSurvivalForest, "fit", lambda *a, **k: fits.append(a))
+    module.compiled_once()
+    assert fits == []  # once per process

@@ -25,15 +25,20 @@ Two forests are grown, one per estimand (``cate_rmst`` and ``cate_surv``).
 
 from __future__ import annotations
 
+import hashlib
 import math
+import tempfile
 from numbers import Real
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 from joblib import effective_n_jobs
 from scipy import stats
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.utils.validation import check_is_fitted
+from sksurv.util import Surv
 
 from stratify import scores
 from stratify.exceptions import StratifyInputError
@@ -292,6 +297,7 @@ class CausalSurvivalForest(CATELearner):
         """
         self._check_params()
         X, y, arm = check_fit_inputs(X, y, arm)
+        compiled_once()
         self.horizon_ = float(self.horizon)
         event = np.asarray(y[y.dtype.names[0]], bool)
         time = np.asarray(y[y.dtype.names[1]], float)
@@ -508,6 +514,49 @@ class CausalSurvivalForest(CATELearner):
     def _survival_under(self, X, arm, times) -> np.ndarray:
         """From the T-learner fitted on all training data (see the class docstring)."""
         return self.survival_model_.predict_survival(X, arm, times)
+
+
+_COMPILED = False
+
+
+def compiled_once() -> None:
+    """Have the forest's compiled kernels in this process, compiled once per machine.
+
+    numba compiles the kernels on their first call and caches them on disk; on a
+    fresh install that takes ~25 s of CPU, and cross-fitting workers that meet the
+    forest at the same moment would each compile them. The first call in a process
+    therefore fits two forests of 4 trees on a 60-patient toy trial (plain and
+    locally linear: every kernel with the argument types of real use) under a file
+    lock, so that one process compiles and writes the cache while the others wait
+    and then load it (~0.5 s). Without a usable lock file the kernels compile on
+    first use, as numba does.
+    """
+    global _COMPILED
+    if _COMPILED:
+        return
+    _COMPILED = True  # before the toy fits, which call this too
+    lock = FileLock(Path(tempfile.gettempdir()) / f"stratify-numba-{_KERNELS_ID}.lock")
+    try:
+        lock.acquire(timeout=600)
+    except (OSError, Timeout):
+        return
+    try:
+        rng = np.random.default_rng(0)
+        X = pd.DataFrame(rng.normal(size=(60, 2)), columns=["z", "w"])
+        time = rng.exponential(size=60)
+        y = Surv.from_arrays(rng.random(60) < 0.8, time)
+        for params in ({"ll_lambda": 1.0}, {"linear_correction": False}):
+            toy = CausalSurvivalForest(
+                horizon=float(np.median(time)), n_estimators=4, modifier="z", random_state=0,
+                n_jobs=1, **params,
+            )  # fmt: skip
+            toy.fit(X, y, np.arange(60) % 2).predict_cate_interval(X.iloc[:2])
+    finally:
+        lock.release()
+
+
+#: Names the lock of :func:`compiled_once` after this installation's kernels.
+_KERNELS_ID = hashlib.sha256(str(Path(honest_trees.__file__).resolve()).encode()).hexdigest()[:12]
 
 
 def with_intervals(frame: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
