@@ -28,6 +28,7 @@ import math
 
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from stratify.learners import local_linear
 from stratify.learners.base import CATE_COLUMNS
@@ -95,19 +96,25 @@ def predicted_values(
     numpy.ndarray of shape (n, 2^p, k)
     """
     n, p = data.shape
-    base = np.asarray(predict(background), dtype=float).mean(axis=0)
     middle = coalition_masks(p)[1:-1]  # neither the empty nor the full coalition
     step = max(1, max_rows // max(1, len(middle) * len(background)))
-    values = np.empty((n, 2**p, base.size))
-    values[:, 0] = base
-    for start in range(0, n, step):
-        x = data[start : start + step]
-        v = values[start : start + step]
-        v[:, -1] = predict(x)
-        if len(middle):
-            hybrid = np.where(middle[None, :, None, :], x[:, None, None, :], background[None, None])
-            out = np.asarray(predict(hybrid.reshape(-1, p)), dtype=float)
-            v[:, 1:-1] = out.reshape(len(x), len(middle), len(background), -1).mean(axis=2)
+    # One BLAS thread: a multi-threaded product over a large batch sums in another order
+    # than in a worker process limited to one thread, and the values must not depend on
+    # where they are computed (the same numbers with any execution backend).
+    with threadpool_limits(limits=1, user_api="blas"):
+        base = np.asarray(predict(background), dtype=float).mean(axis=0)
+        values = np.empty((n, 2**p, base.size))
+        values[:, 0] = base
+        for start in range(0, n, step):
+            x = data[start : start + step]
+            v = values[start : start + step]
+            v[:, -1] = predict(x)
+            if len(middle):
+                hybrid = np.where(
+                    middle[None, :, None, :], x[:, None, None, :], background[None, None]
+                )
+                out = np.asarray(predict(hybrid.reshape(-1, p)), dtype=float)
+                v[:, 1:-1] = out.reshape(len(x), len(middle), len(background), -1).mean(axis=2)
     return values
 
 
