@@ -11,6 +11,7 @@ Usage::
 
     python experiments/time_run.py configs/mirocals.yaml --repeats 3
     python experiments/time_run.py configs/mirocals.yaml --repeats 3 explain.enabled=false
+    python experiments/time_run.py configs/mirocals.yaml --repeats 1 --cold
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 
-def one_run(config: Path, overrides: list[str]) -> dict[str, float]:
-    """Time one ``stratify run`` in a fresh process and a fresh store."""
+def one_run(config: Path, overrides: list[str], *, cold: bool = False) -> dict[str, float]:
+    """Time one ``stratify run`` in a fresh process and a fresh store (and, ``cold``, an
+    empty numba cache: the first run after an install, which compiles the forest's kernels)."""
     stratify = Path(sys.executable).with_name("stratify")
     with tempfile.TemporaryDirectory() as store:
         command = [str(stratify), "run", str(config), f"tracking.uri={store}/mlruns", *overrides]
+        env = dict(os.environ, NUMBA_CACHE_DIR=f"{store}/numba") if cold else None
         load = os.getloadavg()[0]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, env=env)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -60,10 +63,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("config", type=Path)
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--cold", action="store_true", help="each run with an empty numba cache (a fresh install)"
+    )
     args = parser.parse_args(argv)
-    runs = [one_run(args.config, args.overrides) for _ in range(args.repeats)]
+    runs = [one_run(args.config, args.overrides, cold=args.cold) for _ in range(args.repeats)]
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}")
-    print(f"stratify run {args.config} {' '.join(args.overrides)}".rstrip())
+    cold = " (empty numba cache)" if args.cold else ""
+    print(f"stratify run {args.config} {' '.join(args.overrides)}".rstrip() + cold)
     print("| run | wall s | CPU s (all processes) | peak RSS MB (largest process) | load before |")
     print("|---|---|---|---|---|")
     for i, r in enumerate(runs, 1):
