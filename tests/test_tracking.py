@@ -328,15 +328,13 @@ def test_a_new_store_is_created_in_the_background_and_used_when_ready(tmp_path):
     assert not again.creating  # an existing store opens at once (and sweeps orphans)
 
 
-def test_a_store_that_cannot_be_created_in_the_background_fails_at_first_use(
-    tmp_path, monkeypatch
-):
+def test_a_store_that_cannot_be_created_in_the_background_fails_at_first_use(tmp_path, monkeypatch):
     def broken(store):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("stratify.tracking._initialised_client", broken)
     tracker = Tracker(Store.from_uri(str(tmp_path / "mlruns")), create_in_background=True)
+    message = r"tracking\.uri: .*No space left on device"
     for _ in range(2):  # every use says so, with the cause
-        with pytest.raises(StratifyInputError, match=r"tracking\.uri: .*No space left on device"):
-            with tracker.run("exp", run_name="r"):
-                pass
+        with pytest.raises(StratifyInputError, match=message), tracker.run("exp", run_name="r"):
+            pass
