@@ -83,7 +83,7 @@ def learn(config: ExperimentConfig, data: TrialData) -> Evaluation | None:
     # the workers cross-fit (the main process only waits for them then): the same numbers,
     # their seconds no longer added to the run's.
     with ThreadPoolExecutor(max_workers=1) as aside:
-        scores = aside.submit(
+        pending = aside.submit(
             dr_scores, data.X, data.y, data.arm, horizon=config.horizon,
             n_folds=config.cv.folds, random_state=config.seed,
         )  # fmt: skip
@@ -96,7 +96,7 @@ def learn(config: ExperimentConfig, data: TrialData) -> Evaluation | None:
             seed=config.seed,
             n_jobs=config.execution.n_jobs,
         )
-        scores = scores.result()
+        scores = pending.result()
     return evaluate(
         fits,
         data,
@@ -137,8 +137,10 @@ def run(
     """Run an experiment and record it as one MLflow run.
 
     Input and analysis errors, a report path that cannot be written and a
-    store that cannot be opened stop the experiment before the work starts;
-    a worker process that dies stops it before the run is created. A failure
+    store that cannot be reached or opened stop the experiment before the work
+    starts (a new store folder is checked then and its database created while
+    the work runs: a failure to create it stops the experiment before the run
+    is created); a worker process that dies stops it before the run is created. A failure
     while logging (figures, tables, the report, models) closes the run as
     FAILED with an ``error`` tag. Every run logs its self-contained HTML
     report as the artifact ``report.html``.
