@@ -146,14 +146,14 @@ def causal_forest_values(learner, data: np.ndarray, background: np.ndarray) -> n
     for k, name in enumerate(CATE_COLUMNS):
         forest = learner.forests_[name]
         lam = learner.ll_lambda_[name]
-        live = (forest.count > 0).astype(float)
-        columns = [live, forest.numerator, forest.denominator]
+        live = forest.count > 0  # a leaf without estimating patients gives no estimate
+        columns = [live.astype(float), forest.numerator, forest.denominator]
         if np.isfinite(lam):
             moments = learner.leaf_moments_[name]
             columns += list(moments.T)
             column = list(learner.feature_names_in_).index(learner.modifier)
             center, scale = learner.correction_center_, learner.correction_scale_
-        stats = np.ascontiguousarray(np.column_stack(columns) * live[:, None])
+        stats = np.ascontiguousarray(np.where(live[:, None], np.column_stack(columns), 0.0))
         shrink, ate = learner.shrinkage_factor_[name], learner.average_effect_[name]
         sums = np.zeros((len(background), 3**p, stats.shape[1]))
         for i in range(n):
