@@ -116,8 +116,8 @@ class Store:
 
     @property
     def exists(self) -> bool:
-        """Whether the store's database is there already (always true for other than an
-        embedded store)."""
+        """Whether the store's database is there already (true for a server or a database
+        URI: only an embedded store's database is created by stratify)."""
         if self.artifact_root is None:
             return True
         return (self.artifact_root.parent / STORE_DB).exists()
@@ -167,7 +167,7 @@ class Tracker:
             for name, value in HTTP_DEFAULTS.items():
                 os.environ.setdefault(name, value)
             _check_server(store.tracking_uri)
-        if create_in_background and store.artifact_root is not None and not store.exists:
+        if create_in_background and not store.exists:  # only an embedded store can be new
             self._opening = _Opening(store)
             self.swept = []  # a new store has no runs to sweep
             return
