@@ -16,6 +16,7 @@ import pytest
 from sksurv.util import Surv
 
 from stratify.data.simulate import simulate_mirocals
+from stratify.data.trial_data import TrialData
 from stratify.exceptions import StratifyInputError
 from stratify.explain.benefit import benefit_shap, is_tree_learner
 from stratify.explain.coalitions import (
@@ -146,6 +147,31 @@ def test_the_penalty_is_chosen_only_when_it_beats_the_forest_by_a_standard_error
     assert losses[0.1][0] < losses[np.inf][0] and losses[np.inf][1] == 0.0
     lam, _ = local_linear.choose_lambda(plain, {1.0: noise}, num, den)
     assert lam == np.inf
+
+
+def test_patients_without_an_out_of_bag_estimate_are_left_out_of_the_penalty_choice():
+    # a small forest leaves some patients in every tree's bag: their estimates are NaN and
+    # the loss is taken over the others (it once failed on mismatched shapes)
+    rng = np.random.default_rng(1)
+    n = 500
+    num, den = rng.normal(size=n), np.full(n, 0.25)
+    truth = num / den
+    plain = truth + rng.normal(scale=4.0, size=n)
+    better = truth + rng.normal(scale=1.0, size=n)
+    plain[:7] = np.nan
+    better[7:9] = np.nan
+    lam, losses = local_linear.choose_lambda(plain, {0.1: better}, num, den)
+    ok = slice(9, None)
+    expected = np.mean((num[ok] - den[ok] * better[ok]) ** 2 / den[ok])
+    assert lam == 0.1
+    assert losses[0.1][0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_small_forest_with_a_modifier_fits_at_small_n():
+    trial = TrialData.from_frame(simulate_mirocals(120, seed=5), modifier="csf_pnfh")
+    forest = CausalSurvivalForest(n_estimators=20, horizon=640, modifier="csf_pnfh", random_state=0)
+    forest.fit(trial.X, trial.y, trial.arm)
+    assert np.isfinite(forest.predict_cate(trial.X, 640)["cate_rmst"]).all()
 
 
 # --- the learner with a modifier ---------------------------------------------------------

@@ -193,12 +193,14 @@ def choose_lambda(
         paired difference to the plain forest's (0 for ``inf``).
     """
 
-    def loss(tau: np.ndarray) -> np.ndarray:
-        return (numerator - denominator * tau) ** 2 / denominator
-
     ok = np.isfinite(tau_plain) & (denominator > 0)
     for tau in candidates.values():
         ok &= np.isfinite(tau)
+    num, den = numerator[ok], denominator[ok]
+
+    def loss(tau: np.ndarray) -> np.ndarray:
+        return (num - den * tau) ** 2 / den
+
     base = loss(tau_plain[ok])
     losses = {np.inf: (float(base.mean()), 0.0)}
     chosen, best = np.inf, np.inf
