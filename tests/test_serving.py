@@ -324,3 +324,22 @@ def test_unfitted_learner_and_wrong_dr_horizon_are_refused(learners, trial, tmp_
         save_learner_model(unfitted, tmp_path / "a", horizon=HORIZON, **kwargs)
     with pytest.raises(StratifyInputError, match="fitted for horizon 640"):
         save_learner_model(learners["dr_learner"], tmp_path / "b", horizon=365, **kwargs)
+
+
+LEGACY = Path(__file__).parent / "data" / "legacy_models"
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_models_saved_before_the_regrouping_still_load(name, tmp_path):
+    # models saved by the release before issue #13 moved the modules (the generating script
+    # is tests/data/legacy_models/make_legacy_models.py): their pickles name the old module
+    # paths and their entry point imports stratify.serving.BenefitModel
+    import tarfile
+
+    with tarfile.open(LEGACY / f"{name}.tar.xz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    read = {"index_col": 0, "float_precision": "round_trip"}
+    patients = pd.read_csv(LEGACY / "patients.csv", **read)
+    expected = pd.read_csv(LEGACY / f"{name}.csv", **read)
+    served = mlflow.pyfunc.load_model(str(tmp_path / name)).predict(patients)
+    pd.testing.assert_frame_equal(served, expected, check_exact=True)
