@@ -42,8 +42,8 @@ from joblib import Parallel, delayed
 from scipy import stats
 
 from stratify.config.loader import apply_override, validate_config
-from stratify.experiment import load_trial
 from stratify.learners import make_learner
+from stratify.pipeline.experiment import load_trial
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mirocals.yaml"
 

@@ -4,7 +4,8 @@
     mortality at 640 days, averaged over a large simulated cohort, is 49/110.
     ``stratify.data.simulate.WEIBULL_SCALE`` must equal the printed value.
 (b) Simulate many trials of n = 220, analyse each with stratify.trial (as
-    `stratify run` does; see stratify.calibration), and print, for every published target of
+    `stratify run` does; see stratify.validation.calibration), and print, for every published
+    target of
     section 4 of the calibration sheet, the simulated median, the central 95 %
     interval, and the percentile of the published value, as a markdown table.
 
@@ -22,7 +23,6 @@ import time
 import numpy as np
 from scipy.optimize import brentq
 
-from stratify.calibration import calibration_table, simulate_statistics
 from stratify.data.simulate import (
     FOLLOW_UP,
     WEIBULL_SCALE,
@@ -30,6 +30,7 @@ from stratify.data.simulate import (
     prognostic_index,
     simulate_covariates,
 )
+from stratify.validation.calibration import calibration_table, simulate_statistics
 
 PLACEBO_DEATHS, N_PER_ARM = 49, 110
 

@@ -31,8 +31,8 @@ estimates it per patient; the DR learner, which only takes a constant, uses the 
 no such biomarker. A learner that fails leaves a row with its one-line ``error``.
 
 Every number is reproducible: each file's seed is its ``s<k>`` number; it seeds the folds and
-the ``oob`` forest, and fold ``f``'s learners get ``stratify.crossfit.task_seed(seed, 0, 0, f)``,
-the same for every learner.
+the ``oob`` forest, and fold ``f``'s learners get
+``stratify.validation.crossfit.task_seed(seed, 0, 0, f)``, the same for every learner.
 
 Usage::
 
@@ -69,10 +69,10 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from sksurv.util import Surv
 
 import stratify
-from stratify.crossfit import task_seed
 from stratify.exceptions import StratifyInputError
 from stratify.learners import make_learner
 from stratify.learners.causal_survival_forest import CausalSurvivalForest
+from stratify.validation.crossfit import task_seed
 
 #: The reference trials: ``shared/grf_reference`` beside the repository.
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "grf_reference"

@@ -10,7 +10,7 @@ Simulates trials of the MIROCALS design (n = 220 by default) under three effects
 - ``mirocals``: the calibrated pNFH-dependent effect (true SD 69 days): power.
 
 Each trial runs the learners of ``configs/mirocals.yaml`` through the same code as
-``stratify run`` (:func:`stratify.experiment.learn`), with ``cv.repeats`` set by
+``stratify run`` (:func:`stratify.pipeline.experiment.learn`), with ``cv.repeats`` set by
 ``--repeats`` (default 1, to keep the study affordable: repeats average the
 out-of-fold estimates and do not change what is tested). It records every learner's
 p-value under both heterogeneity tests (``rate``: RATE AUTOC; ``blp``: calibration
@@ -25,7 +25,7 @@ Usage::
     python experiments/heterogeneity_study.py --trials 200 --n-jobs 2 --out study.csv
 
 ``--backend dask`` sends the trials to a Dask ``LocalCluster`` of ``--n-jobs`` workers
-(:mod:`stratify.execution`). ``stratify study CONFIG study.learners=true`` runs the same
+(:mod:`stratify.pipeline.execution`). ``stratify study CONFIG study.learners=true`` runs the same
 per-learner tests for one effect, tracked and resumable in MLflow.
 """
 
@@ -41,13 +41,13 @@ import yaml
 from joblib import Parallel, delayed
 from scipy.stats import binomtest
 
-from stratify import execution
 from stratify.config.loader import apply_override, validate_config
 from stratify.config.schema import ExecutionConfig
-from stratify.experiment import learn, load_trial
-from stratify.metrics import combine_heterogeneity
+from stratify.pipeline import execution
+from stratify.pipeline.experiment import learn, load_trial
 from stratify.progress import track
 from stratify.trial import analyse_trial
+from stratify.validation.metrics import combine_heterogeneity
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mirocals.yaml"
 

@@ -37,9 +37,9 @@ SIMULATED = ["age", "bulbar_onset", "delta_fs", "svc", "csf_pnfh"]
 def save(out: Path) -> None:
     """Write every estimate of this code to ``out``."""
     from stratify.config import load_config
-    from stratify.crossfit import NamedLearner, cross_fit
     from stratify.data.source import load_trial
     from stratify.learners import CausalSurvivalForest
+    from stratify.validation.crossfit import NamedLearner, cross_fit
 
     out.mkdir(parents=True, exist_ok=True)
     for design in DESIGNS:

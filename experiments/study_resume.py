@@ -23,8 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from stratify.study import DONE
-from stratify.tracking import Store, Tracker
+from stratify.pipeline.study import DONE
+from stratify.tracking.tracker import Store, Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 """Where the time of ``stratify run CONFIG`` goes: one phase at a time, in one process.
 
-Times the phases of :func:`stratify.experiment.run` separately (imports, trial
+Times the phases of :func:`stratify.pipeline.experiment.run` separately (imports, trial
 analysis, cross-fitting and evaluation, explanations, their figures), then one
 cross-fitted fit of each learner alone (2 repeats × the config's folds, one
 process), for orientation: the phases run here in sequence and without MLflow, so
@@ -21,9 +21,10 @@ from pathlib import Path
 
 start = time.perf_counter()
 from stratify.config import load_config  # noqa: E402  (the import time is measured)
-from stratify.crossfit import NamedLearner, cross_fit  # noqa: E402
-from stratify.experiment import analyse, learn, load_trial  # noqa: E402
-from stratify.explain.learners import explain_learners  # noqa: E402
+from stratify.pipeline.experiment import analyse, learn, load_trial  # noqa: E402
+from stratify.pipeline.explanation import explain_learners  # noqa: E402
+from stratify.report.figures.explain import learner_figures, modifier_figures  # noqa: E402
+from stratify.validation.crossfit import NamedLearner, cross_fit  # noqa: E402
 
 IMPORT_S = time.perf_counter() - start
 
@@ -48,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     phases["explanations"] = time.perf_counter() - tick
     tick = time.perf_counter()
     for x in explained.learners.values():
-        x.figures(config.horizon)
-    explained.figures()
+        learner_figures(x, config.horizon)
+    modifier_figures(explained)
     phases["explanation figures"] = time.perf_counter() - tick
     for phase, seconds in phases.items():
         print(f"{phase}: {seconds:.1f} s")

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from stratify.config import load_config
-from stratify.experiment import analyse, draw_figures, learn, load_trial
-from stratify.explain.learners import explain_learners
-from stratify.report import build_report
+from stratify.pipeline.experiment import analyse, draw_figures, learn, load_trial
+from stratify.pipeline.explanation import explain_learners
+from stratify.report.html import build_report
 
 
 def cpu(fn):

@@ -36,7 +36,7 @@ def trial_frame() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def _empty_store_db(tmp_path_factory) -> Path:
     """An MLflow SQLite database with its schema created once (migrations take seconds)."""
-    from stratify.tracking import STORE_DB, Store, Tracker
+    from stratify.tracking.tracker import STORE_DB, Store, Tracker
 
     folder = tmp_path_factory.mktemp("template") / "mlruns"
     Tracker(Store.from_uri(str(folder)))

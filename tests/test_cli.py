@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from stratify.cli import main
+from stratify.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,7 +107,7 @@ def test_console_script_bad_data_no_traceback(tmp_path, store, trial_frame, fram
 
 
 def test_hazard_ratios_keep_the_digits_that_matter():
-    from stratify.cli import _hr
+    from stratify.cli.app import _hr
     from stratify.trial import HazardRatio
 
     assert _hr(HazardRatio(1.00035, 1.00017, 1.00053, 0.00013)) == (
@@ -200,12 +200,12 @@ def test_sigterm_mid_run_ends_the_run_killed(store):
 
     script = (
         "import sys, time\n"
-        "import stratify.tracking as tracking\n"
+        "import stratify.tracking.tracker as tracking\n"
         "def hang(*args, **kwargs):\n"
         "    print('LOGGING', flush=True)\n"
         "    time.sleep(120)\n"
         "tracking.Tracker.log_figure = hang\n"
-        "from stratify.cli import main\n"
+        "from stratify.cli.app import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     config = str(ROOT / "configs" / "gbsg2.yaml")
@@ -236,6 +236,6 @@ def test_compare_is_a_subcommand_with_one_line_errors(tmp_path, capsys):
 
 def test_the_command_starts_without_loading_mlflow():
     # `stratify --help`, `--version`, `validate` and `simulate` need no MLflow (2 s to import)
-    code = "import sys, stratify.cli; print('mlflow' in sys.modules)"
+    code = "import sys, stratify.cli.app; print('mlflow' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"

@@ -23,10 +23,10 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from stratify import compare as cmp
-from stratify.cli import main as stratify_main
+from stratify.cli import compare as cmp
+from stratify.cli.app import main as stratify_main
 from stratify.exceptions import StratifyInputError
-from stratify.tracking import STORE_DB, Store, Tracker
+from stratify.tracking.tracker import STORE_DB, Store, Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 MIROCALS_LEARNERS = {
@@ -519,7 +519,7 @@ def test_a_learner_run_whose_parent_was_deleted(store):
 def test_a_reader_that_goes_away_is_no_traceback(synthetic):
     """`stratify compare --json | head -1`: stdout closes before the JSON is written."""
     script = (
-        "import argparse, sys; from stratify import compare as c; "
+        "import argparse, sys; from stratify.cli import compare as c; "
         "p = argparse.ArgumentParser(); c.add_parser(p.add_subparsers()); "
         "a = p.parse_args(sys.argv[1:]); sys.exit(a.handler(a))"
     )
@@ -538,7 +538,7 @@ def test_an_unreachable_tracking_server_is_one_line():
     import argparse
     import time
 
-    from stratify import compare as module
+    from stratify.cli import compare as module
 
     parser = argparse.ArgumentParser()
     module.add_parser(parser.add_subparsers())

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from stratify.crossfit import NamedLearner, cross_fit, dispatch_order, splits, task_seed
 from stratify.data import TrialData
 from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
+from stratify.validation.crossfit import NamedLearner, cross_fit, dispatch_order, splits, task_seed
 
 COVARIATES = ["age", "bulbar_onset", "delta_fs", "svc", "csf_pnfh"]
 

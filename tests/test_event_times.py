@@ -16,12 +16,12 @@ from sksurv.util import Surv
 from stratify.config import ExperimentConfig
 from stratify.data.source import load_trial
 from stratify.exceptions import StratifyInputError
-from stratify.experiment import learn
 from stratify.learners.base_models import fit_base_model, forest_survival_at, survival_at
 from stratify.learners.dr import DRLearner
 from stratify.learners.meta import TLearner
 from stratify.learners.registry import make_learner
-from stratify.scores import dr_scores
+from stratify.learners.scores import dr_scores
+from stratify.pipeline.experiment import learn
 from stratify.trial.km import arm_survival
 
 HORIZON = 1.0  # years

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from joblib import Parallel, delayed
 
-from stratify import execution
 from stratify.config import load_config
 from stratify.exceptions import StratifyInputError
-from stratify.execution import WorkerLostError
-from stratify.experiment import learn, load_trial
-from stratify.explain.learners import explain_learners
+from stratify.pipeline import execution
+from stratify.pipeline.execution import WorkerLostError
+from stratify.pipeline.experiment import learn, load_trial
+from stratify.pipeline.explanation import explain_learners
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [

@@ -16,9 +16,9 @@ from stratify.config import load_config
 from stratify.data import TrialData
 from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
-from stratify.experiment import dataset_hash, learn, load_trial, run
-from stratify.explain.learners import explain_learners
-from stratify.summary import ordinal
+from stratify.pipeline.experiment import dataset_hash, learn, load_trial, run
+from stratify.pipeline.explanation import explain_learners
+from stratify.report.summary import ordinal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,7 +155,7 @@ def test_bad_data_stops_before_any_run_is_created(tmp_path, store, trial_frame):
 
 
 def test_failure_while_logging_marks_the_run_failed(store, monkeypatch):
-    from stratify.tracking import Tracker
+    from stratify.tracking.tracker import Tracker
 
     def boom(*args, **kwargs):
         raise RuntimeError("artifact store rejected the figure")

@@ -41,10 +41,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from stratify import execution
 from stratify.config import load_config
-from stratify.experiment import learn, load_trial, run_metrics
-from stratify.explain.learners import explain_learners
+from stratify.pipeline import execution
+from stratify.pipeline.experiment import learn, load_trial, run_metrics
+from stratify.pipeline.explanation import explain_learners
 from stratify.trial import analyse_trial
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")

@@ -303,8 +303,8 @@ def test_explained_rows_is_a_seeded_sorted_sample():
 
 def test_explain_max_patients_explains_a_seeded_sample_of_the_trial(tmp_path):
     from stratify.config import load_config
-    from stratify.experiment import learn, load_trial
-    from stratify.explain.learners import explain_learners
+    from stratify.pipeline.experiment import learn, load_trial
+    from stratify.pipeline.explanation import explain_learners
 
     overrides = [
         f"tracking.uri={tmp_path}",

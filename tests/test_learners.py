@@ -189,7 +189,7 @@ def test_swapping_arms_flips_the_estimates_exactly(name, small):
 def test_swapping_arms_flips_the_mean_estimate(name):
     # The S-learner's forest is not exactly symmetric in the arm feature (ties and
     # floating-point order in the splits); the DR learner depends on the folds of
-    # stratify.scores (stratified on arm x event). Both must flip the mean effect.
+    # stratify.learners.scores (stratified on arm x event). Both must flip the mean effect.
     cate = estimates(name, "common")["cate_rmst"]
     flipped = estimates(name, "common", swapped=True)["cate_rmst"]
     assert cate.mean() > 0 > flipped.mean()
@@ -327,7 +327,7 @@ def _stub_scores(X, y, arm, *, horizon, n_folds, propensity, nuisance, censoring
 
 def test_dr_learner_regresses_the_scores_and_keeps_the_final_models(small, monkeypatch):
     _stub_scores.calls = []
-    monkeypatch.setattr("stratify.scores.dr_scores", _stub_scores)
+    monkeypatch.setattr("stratify.learners.scores.dr_scores", _stub_scores)
     learner = DRLearner(horizon=HORIZON, n_folds=3, random_state=8).fit(small.X, small.y, small.arm)
     assert _stub_scores.calls == [{"horizon": HORIZON, "n_folds": 3, "seed": 8}]
     assert isinstance(learner.final_rmst_, RandomForestRegressor)

@@ -19,7 +19,9 @@ from sksurv.util import Surv
 
 from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
-from stratify.metrics import (
+from stratify.report.figures.benefit import benefit_calibration_plot
+from stratify.trial.km import arm_survival, rmst_difference
+from stratify.validation.metrics import (
     benefit_calibration,
     blp_test,
     c_for_benefit,
@@ -30,8 +32,6 @@ from stratify.metrics import (
     risk_metrics,
     truth_metrics,
 )
-from stratify.plots_benefit import benefit_calibration_plot
-from stratify.trial.km import arm_survival, rmst_difference
 
 # ---------------------------------------------------------------- RATE
 

@@ -1,4 +1,4 @@
-"""Tests of `stratify.plots`: each figure has the expected structure and saves cleanly."""
+"""Tests of `stratify.report.figures`: each figure has the expected structure and saves cleanly."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from stratify import plots
 from stratify.data import TrialData
+from stratify.report.figures import trial as plots
+from stratify.report.figures.explain import modifier_figures
 from stratify.trial import analyse_trial
 
 HORIZON = 150.0
@@ -106,8 +107,8 @@ def test_figures_need_modifier_results(trial):
 def test_modifier_figure_shows_patients_only_when_allowed():
     # the SHAP dependence panel puts each patient at their exact modifier value
     from stratify.config import load_config
-    from stratify.experiment import learn, load_trial
-    from stratify.explain.learners import explain_learners
+    from stratify.pipeline.experiment import learn, load_trial
+    from stratify.pipeline.explanation import explain_learners
 
     root = Path(__file__).resolve().parents[1]
     config = load_config(
@@ -117,6 +118,6 @@ def test_modifier_figure_shows_patients_only_when_allowed():
     )  # fmt: skip
     data = load_trial(config)
     explained = explain_learners(config, data, learn(config, data))
-    hidden = explained.figures()["figures/modifier_benefit.png"]
-    shown = explained.figures(show_patients=True)["figures/modifier_benefit.png"]
+    hidden = modifier_figures(explained)["figures/modifier_benefit.png"]
+    shown = modifier_figures(explained, show_patients=True)["figures/modifier_benefit.png"]
     assert len(hidden.axes) == 1 and len(shown.axes) == 2

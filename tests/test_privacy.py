@@ -21,7 +21,7 @@ import pytest
 from mlflow import MlflowClient
 
 from stratify.config import load_config
-from stratify.experiment import run
+from stratify.pipeline.experiment import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [

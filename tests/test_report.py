@@ -18,9 +18,10 @@ from stratify.config import load_config
 from stratify.data import TrialData
 from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
-from stratify.experiment import analyse, dataset_hash, learn, load_trial
-from stratify.explain.learners import explain_learners
-from stratify.report import build_report, write_report
+from stratify.pipeline.experiment import analyse, dataset_hash, learn, load_trial
+from stratify.pipeline.explanation import explain_learners
+from stratify.report.figures.explain import learner_figures, modifier_figures
+from stratify.report.html import build_report, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
@@ -96,11 +97,11 @@ def _images(page: str) -> list[bytes]:
 
 
 def _expected_figures(run) -> int:
-    learner_figures = sum(
-        len(x.figures(run.config.horizon)) for x in run.explained.learners.values()
+    per_learner = sum(
+        len(learner_figures(x, run.config.horizon)) for x in run.explained.learners.values()
     )
     calibration = len(run.evaluation.learners)
-    return len(run.figures) + len(run.explained.figures()) + calibration + learner_figures
+    return len(run.figures) + len(modifier_figures(run.explained)) + calibration + per_learner
 
 
 def test_the_report_is_one_self_contained_document(run):
@@ -251,7 +252,7 @@ def test_a_failed_write_leaves_no_file_and_keeps_an_old_report(tmp_path, monkeyp
     def boom(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(f"stratify.report.os.{failing}", boom)
+    monkeypatch.setattr(f"stratify.report.html.os.{failing}", boom)
     for target in (fresh, old):
         with pytest.raises(StratifyInputError, match=re.escape(str(target))):
             write_report("<p>" + "x" * 100_000 + "</p>", target)
@@ -263,7 +264,7 @@ def test_an_interrupted_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("stratify.report.os.fsync", interrupted)
+    monkeypatch.setattr("stratify.report.html.os.fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_report("<p>report</p>", tmp_path / "report.html")
     assert os.listdir(tmp_path) == []

@@ -10,9 +10,9 @@ from sksurv.util import Surv
 from stratify.data.covariates import encode_covariates
 from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
-from stratify.metrics import heterogeneity_test
-from stratify.scores import G_FLOOR, SCORE_COLUMNS, dr_scores, fold_scores
+from stratify.learners.scores import G_FLOOR, SCORE_COLUMNS, dr_scores, fold_scores
 from stratify.trial.km import arm_survival
+from stratify.validation.metrics import heterogeneity_test
 
 HORIZON = 640.0
 NOT_COVARIATES = ("time", "event", "arm", "tau_rmst", "tau_surv")

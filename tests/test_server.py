@@ -36,7 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from stratify import cli, server
+from stratify.cli import app as cli
+from stratify.tracking import server
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "mirocals.yaml"
@@ -363,14 +364,14 @@ def tracking_server(postgres, tmp_path_factory):
 @dataclass(frozen=True)
 class Runs:
     remote_id: str
-    local: object  # stratify.experiment.Result
+    local: object  # stratify.pipeline.experiment.Result
 
 
 @pytest.fixture(scope="module")
 def runs(tracking_server, _empty_store_db, tmp_path_factory):
     """The config run with Dask against the server and, meanwhile, locally in this process."""
     from stratify.config import load_config
-    from stratify.experiment import run
+    from stratify.pipeline.experiment import run
 
     folder = tmp_path_factory.mktemp("runs")
     dask = ["execution.backend=dask", "execution.n_jobs=2", f"tracking.uri={tracking_server.url}"]

@@ -14,16 +14,16 @@ from numpy.testing import assert_array_equal
 
 from stratify.config.loader import load_config
 from stratify.exceptions import StratifyInputError
-from stratify.experiment import load_trial
 from stratify.learners import LEARNERS, make_learner
-from stratify.serving import (
+from stratify.pipeline.experiment import load_trial
+from stratify.serving.model import (
     BenefitModel,
     log_learner_model,
     output_columns,
     read_learner,
     save_learner_model,
 )
-from stratify.tracking import Store, Tracker
+from stratify.tracking.tracker import Store, Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 MIROCALS = ROOT / "configs" / "mirocals.yaml"
@@ -278,7 +278,7 @@ def test_an_installed_stratify_is_not_shadowed_by_the_saved_modules(saved, patie
 import mlflow.pyfunc, pandas as pd
 model = mlflow.pyfunc.load_model({str(saved["t_learner"])!r})
 model.predict(pd.read_pickle({str(tmp_path / "X.pkl")!r}))
-import stratify.experiment, stratify.explain
+import stratify.pipeline.experiment, stratify.explain
 print(stratify.__file__)
 """
     printed = _fresh_python(script, tmp_path)
@@ -333,7 +333,7 @@ LEGACY = Path(__file__).parent / "data" / "legacy_models"
 def test_models_saved_before_the_regrouping_still_load(name, tmp_path):
     # models saved by the release before issue #13 moved the modules (the generating script
     # is tests/data/legacy_models/make_legacy_models.py): their pickles name the old module
-    # paths and their entry point imports stratify.serving.BenefitModel
+    # paths and their entry point imports stratify.serving.model.BenefitModel
     import tarfile
 
     with tarfile.open(LEGACY / f"{name}.tar.xz") as tar:

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from scipy.integrate import quad
 
-from stratify.calibration import calibration_table, simulate_statistics
 from stratify.data import TrialData
 from stratify.data.simulate import (
     DESIGNS,
@@ -20,6 +19,7 @@ from stratify.data.simulate import (
     simulate_mirocals,
 )
 from stratify.exceptions import StratifyInputError
+from stratify.validation.calibration import calibration_table, simulate_statistics
 
 COLUMNS = [
     "time",

@@ -19,9 +19,9 @@ from scipy.stats import binomtest
 
 from stratify.config import load_config
 from stratify.exceptions import StratifyInputError
-from stratify.experiment import learn, load_trial
-from stratify.study import DONE, FAILED, run_study, study_key, summarise
-from stratify.tracking import Store, Tracker
+from stratify.pipeline.experiment import learn, load_trial
+from stratify.pipeline.study import DONE, FAILED, run_study, study_key, summarise
+from stratify.tracking.tracker import Store, Tracker
 from stratify.trial import analyse_trial
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from stratify.config import load_config
-from stratify.experiment import analyse, load_trial
-from stratify.summary import describe, headline, ordinal
+from stratify.pipeline.experiment import analyse, load_trial
+from stratify.report.summary import describe, headline, ordinal
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
 from stratify.exceptions import StratifyInputError
 from stratify.rendering import figure_png
-from stratify.tracking import Store, StoreError, Tracker, process_tags
+from stratify.tracking.tracker import Store, StoreError, Tracker, process_tags
 
 
 def test_folder_becomes_sqlite_store_with_artifact_root(store):
@@ -94,7 +94,7 @@ def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
 
     folder = tmp_path / "mlruns"
     script = (
-        "import sys; from stratify.tracking import Store, Tracker; "
+        "import sys; from stratify.tracking.tracker import Store, Tracker; "
         "t = Tracker(Store.from_uri(sys.argv[1])); print(t.experiment_id('shared'))"
     )
     procs = [
@@ -130,7 +130,7 @@ def _ended_process_tags() -> dict[str, str]:
     """The tags a run of a process that has since ended carries (its pid may be reused)."""
     import subprocess
 
-    from stratify.tracking import HOST_TAG, PID_TAG, START_TAG, _process_start
+    from stratify.tracking.tracker import HOST_TAG, PID_TAG, START_TAG, _process_start
 
     child = subprocess.Popen(["sleep", "60"])
     tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(child.pid)}
@@ -284,7 +284,7 @@ def test_a_wrong_call_keeps_its_own_error(store):
 
 
 def test_a_tracking_server_that_does_not_answer_is_an_input_error_within_seconds(monkeypatch):
-    from stratify.tracking import HTTP_DEFAULTS
+    from stratify.tracking.tracker import HTTP_DEFAULTS
 
     for name, value in HTTP_DEFAULTS.items():  # Tracker sets them; undone after the test
         monkeypatch.setenv(name, value)
@@ -332,7 +332,7 @@ def test_a_store_that_cannot_be_created_in_the_background_fails_at_first_use(tmp
     def broken(store):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("stratify.tracking._initialised_client", broken)
+    monkeypatch.setattr("stratify.tracking.tracker._initialised_client", broken)
     tracker = Tracker(Store.from_uri(str(tmp_path / "mlruns")), create_in_background=True)
     message = r"tracking\.uri: .*No space left on device"
     for _ in range(2):  # every use says so, with the cause

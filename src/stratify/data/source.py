@@ -1,6 +1,6 @@
 """The trial a config describes: from a file, a bundled dataset or the simulator.
 
-Kept apart from :mod:`stratify.experiment` so that reading and checking a trial
+Kept apart from :mod:`stratify.pipeline.experiment` so that reading and checking a trial
 imports no more than the data layer: a bad file is reported in about 2 s, not
 after loading MLflow, shap and the learners.
 """

@@ -7,7 +7,7 @@ bootstrap confidence interval around it, and reports the unadjusted arm hazard
 ratio on each side of it (the Cox machinery of :mod:`stratify.trial.strata`).
 
 What is smoothed matters. The run passes the cross-fitted doubly robust scores
-(:func:`stratify.scores.dr_scores`): each is an unbiased, noisy measurement of
+(:func:`stratify.learners.scores.dr_scores`): each is an unbiased, noisy measurement of
 the patient's benefit with errors independent across patients, so the smooth
 estimates E[benefit | modifier] whatever learner is used, and resampling
 patients gives honest intervals. A learner's out-of-fold estimates are not

@@ -14,7 +14,7 @@ where :math:`e_i` is the propensity and :math:`\Gamma_i` the AIPCW
 transformation of :math:`\psi(T_i) - m(x_i)`, with
 :math:`m(x) = e\,m_1(x) + (1 - e)\,m_0(x)` and :math:`m_a`,
 :math:`Q_a(t \mid x) = E[\psi \mid T > t, x, a]` and the censoring survival
-from nuisance models fitted on the other folds (:mod:`stratify.scores`, whose
+from nuisance models fitted on the other folds (:mod:`stratify.learners.scores`, whose
 residual :math:`R_i` gives :math:`\Gamma_i = R_i + m_{W_i}(x_i) - m(x_i)`,
 since the AIPCW weights sum to one). The trees, their honesty, the gradient
 relabelling and split constraints, and the little-bag variance are those of
@@ -40,9 +40,8 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.utils.validation import check_is_fitted
 from sksurv.util import Surv
 
-from stratify import scores
 from stratify.exceptions import StratifyInputError
-from stratify.learners import honest_trees, local_linear
+from stratify.learners import honest_trees, local_linear, scores
 from stratify.learners.base import CATE_COLUMNS, CATELearner
 from stratify.learners.base_models import (
     CONTROLS,
@@ -106,7 +105,7 @@ class CausalSurvivalForest(CATELearner):
         it per patient with an out-of-bag regression forest of the arm
         (:data:`PROPENSITY_FOREST`), as grf estimates ``W.hat``.
     nuisance : {"coxph", "rsf"}
-        Survival model within each arm (:func:`stratify.scores.dr_scores`).
+        Survival model within each arm (:func:`stratify.learners.scores.dr_scores`).
     censoring : {"coxph", "km"}
         Censoring model within each arm: a Cox model of the censoring time on
         the covariates (grf, too, models censoring given the covariates, with a

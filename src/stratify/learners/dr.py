@@ -2,7 +2,7 @@
 
 A Python counterpart of grf's causal survival forest (Cui et al., *JRSS B*
 2023): cross-fitted doubly robust scores of the RMST and survival differences
-(:func:`stratify.scores.dr_scores`), whose conditional mean given ``x`` is the
+(:func:`stratify.learners.scores.dr_scores`), whose conditional mean given ``x`` is the
 patient's effect, are regressed on the covariates. The final regressions are
 kept (``final_rmst_``, ``final_surv_``) so that they can be explained.
 """
@@ -21,8 +21,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from stratify import scores
 from stratify.exceptions import StratifyInputError
+from stratify.learners import scores
 from stratify.learners.base import CATELearner
 from stratify.learners.base_models import (
     CONTROLS,
@@ -70,7 +70,7 @@ class DRLearner(CATELearner):
         only the scores' variance, and it matched the forest's accuracy on
         the MIROCALS simulator (n = 220 and 1000) at a tenth of the cost.
     censoring : {"km", "coxph"}
-        Censoring model within each arm (see :func:`stratify.scores.dr_scores`).
+        Censoring model within each arm (see :func:`stratify.learners.scores.dr_scores`).
     n_folds : int
         Cross-fitting folds of the scores.
     propensity : float or None

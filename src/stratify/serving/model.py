@@ -1,6 +1,6 @@
 """Fitted learners as MLflow models that serve each patient's estimated benefit.
 
-A learner fitted on the whole trial (the one :mod:`stratify.explain.learners`
+A learner fitted on the whole trial (the one :mod:`stratify.pipeline.explanation`
 explains) is saved in MLflow's ``python_function`` format by
 :func:`save_learner_model`, or logged to a run by :func:`log_learner_model`.
 ``mlflow.pyfunc.load_model(uri).predict(covariates)`` then returns, per
@@ -49,9 +49,9 @@ What is saved
   ages and 0/1 dummies; the covariates are listed in the metadata and
   ``predict`` checks them by name.
 
-With :mod:`stratify.tracking`, this is the only module that imports mlflow. It
+With :mod:`stratify.tracking.tracker`, this is the only module that imports mlflow. It
 opens no runs: :func:`log_learner_model` takes a
-:class:`~stratify.tracking.Tracker` and a run id (no active run), so worker
+:class:`~stratify.tracking.tracker.Tracker` and a run id (no active run), so worker
 processes can log too.
 """
 
@@ -97,7 +97,7 @@ with warnings.catch_warnings():
     from mlflow.models import Model, ModelSignature, infer_signature
 
 if TYPE_CHECKING:
-    from stratify.tracking import Tracker
+    from stratify.tracking.tracker import Tracker
 
 #: Arm labels of the survival columns, by arm (0 = control, 1 = treated).
 ARMS = ("control", "treated")
@@ -348,7 +348,7 @@ def log_learner_model(
 
     The model is created with the run as its source, marked as an output of the
     run, and finalised READY (FAILED if saving or uploading fails). It needs no
-    active run: any process with a :class:`~stratify.tracking.Tracker` on the
+    active run: any process with a :class:`~stratify.tracking.tracker.Tracker` on the
     store can log to a run by id. It loads with
     ``mlflow.pyfunc.load_model(f"runs:/{run_id}/{artifact_path}")`` or with the
     returned URI, once the tracking URI is the store's
@@ -356,7 +356,7 @@ def log_learner_model(
 
     Parameters
     ----------
-    tracker : stratify.tracking.Tracker
+    tracker : stratify.tracking.tracker.Tracker
         Tracker of the store the run lives in.
     run_id : str
         The run that fitted the learner (e.g. a learner's child run).

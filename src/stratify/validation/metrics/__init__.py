@@ -1,11 +1,12 @@
 """Validation metrics: risk (discrimination, calibration in time) and benefit (RATE, calibration).
 
-:mod:`stratify.metrics.risk` scores predicted survival; :mod:`stratify.metrics.benefit`
+:mod:`~stratify.validation.metrics.risk` scores predicted survival;
+:mod:`~stratify.validation.metrics.benefit`
 scores predicted treatment benefit against the doubly robust scores of
-:mod:`stratify.scores` and, in simulations, against the true effects.
+:mod:`stratify.learners.scores` and, in simulations, against the true effects.
 """
 
-from stratify.metrics.benefit import (
+from stratify.validation.metrics.benefit import (
     benefit_calibration,
     blp_test,
     c_for_benefit,
@@ -14,7 +15,7 @@ from stratify.metrics.benefit import (
     rate,
     truth_metrics,
 )
-from stratify.metrics.risk import evaluation_times, risk_metrics
+from stratify.validation.metrics.risk import evaluation_times, risk_metrics
 
 __all__ = [
     "benefit_calibration",

@@ -1,7 +1,7 @@
 r"""Benefit metrics: does a learner's estimated benefit rank and size the true benefit?
 
 Each metric compares out-of-fold benefit estimates with per-patient doubly
-robust scores :math:`\Gamma_i` (:func:`stratify.scores.dr_scores`), whose
+robust scores :math:`\Gamma_i` (:func:`stratify.learners.scores.dr_scores`), whose
 conditional mean is the patient's true effect, or, for calibration, with
 Kaplan-Meier RMST differences within groups:
 
@@ -335,7 +335,7 @@ def benefit_calibration(
         ``n_treated``, ``predicted_mean``, ``predicted_min``, ``predicted_max``,
         ``observed``, ``observed_se``, ``ci_low``, ``ci_high`` (NaN when the
         group lacks an arm). ``attrs`` holds ``horizon`` and ``alpha`` for
-        :func:`stratify.plots_benefit.benefit_calibration_plot`.
+        :func:`stratify.report.figures.benefit.benefit_calibration_plot`.
     """
     predicted, _ = _check_pair(predicted_rmst, arm, "predicted_rmst")
     arm = np.asarray(arm).astype(int)

@@ -5,7 +5,7 @@ simulated design. Replicate ``i`` is the config run with seed
 ``study.first_seed + i``, for the trial and for everything random in its
 analysis, so each replicate can be recomputed on its own, on any worker, in any
 order. Replicates go out through joblib on the configured backend (local
-processes or Dask, :mod:`stratify.execution`).
+processes or Dask, :mod:`stratify.pipeline.execution`).
 
 The study is ONE MLflow run. Each replicate's metrics are logged to it at step
 ``i`` as soon as the replicate finishes, in one batch with the marker
@@ -39,10 +39,11 @@ from filelock import FileLock, Timeout
 from joblib import Parallel, delayed
 from scipy.stats import binomtest
 
-from stratify import __version__, execution
+from stratify import __version__
 from stratify.config import ExperimentConfig
 from stratify.config.schema import ExecutionConfig, StudyConfig
 from stratify.exceptions import StratifyInputError
+from stratify.pipeline import execution
 from stratify.progress import track
 
 DONE = "replicate_done"
@@ -119,7 +120,7 @@ def run_replicate(config: ExperimentConfig, index: int) -> tuple[int, dict[str, 
     combined verdict. A trial that cannot be analysed is recorded as failed (the
     study goes on and counts it); anything else is a bug and stops the study.
     """
-    from stratify.experiment import learn, load_trial
+    from stratify.pipeline.experiment import learn, load_trial
     from stratify.trial import analyse_trial
 
     cfg = replicate_config(config, index)
@@ -167,7 +168,7 @@ def run_study(config: ExperimentConfig) -> StudyResult:
         If the config has no simulated design, the store cannot be used, or the
         same study is being run by another process on this store.
     """
-    from stratify.tracking import Store, Tracker
+    from stratify.tracking.tracker import Store, Tracker
 
     if config.data.simulate is None:
         source = "data.path" if config.data.path is not None else "data.dataset"

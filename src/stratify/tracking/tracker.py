@@ -1,4 +1,4 @@
-"""MLflow tracking: with :mod:`stratify.serving` (models), the only module that imports mlflow.
+"""MLflow tracking: with :mod:`stratify.serving` (models), the only package that imports mlflow.
 
 It owns the store (an embedded SQLite database plus an artifact folder when the
 config names a folder, or any MLflow tracking URI), experiments, runs and what

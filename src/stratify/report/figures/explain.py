@@ -1,6 +1,6 @@
 """Figures of explained benefit: SHAP beeswarm, the modifier's role, time-dependent SHAP.
 
-Like :mod:`stratify.plots`, every function returns a
+Like :mod:`stratify.report.figures.trial`, every function returns a
 :class:`matplotlib.figure.Figure` built without pyplot's global state (shap's
 beeswarm draws on an axes it is given); save it with ``fig.savefig(path)``.
 """
@@ -12,6 +12,7 @@ import shap
 from matplotlib.figure import Figure
 
 from stratify.explain.modifier import ModifierEffect
+from stratify.explain.results import Explained, LearnerExplanation
 
 #: Okabe-Ito colours: vermilion for the doubly robust curve, grey for references.
 CURVE_COLOUR = "#D55E00"
@@ -148,3 +149,47 @@ def time_shap_plot(explanation: shap.Explanation, *, title: str, top: int = 5) -
     ax.set_title(title)
     ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+def learner_figures(explanation: LearnerExplanation, horizon: float) -> dict[str, Figure]:
+    """A learner's figures: beeswarm of benefit SHAP, and time-dependent SHAP for forests."""
+    out = {
+        "figures/shap_benefit.png": benefit_beeswarm(
+            explanation.benefit.explanations["cate_rmst"],
+            title=f"{explanation.label}: what drives estimated benefit (RMST to {horizon:g} days)\n"
+            f"{explanation.benefit.method}",
+            unit="days",
+        )
+    }
+    if explanation.time_shap is not None:
+        out["figures/shap_time.png"] = time_shap_plot(
+            explanation.time_shap,
+            title=f"{explanation.label}: SHAP of the survival difference over time",
+        )
+    return out
+
+
+def modifier_figures(explained: Explained, show_patients: bool = False) -> dict[str, Figure]:
+    """The run's figures about the modifier: benefit along it (none without a modifier analysis).
+
+    Parameters
+    ----------
+    explained : Explained
+        The run's explanations.
+    show_patients : bool, default False
+        Add the explained learner's SHAP dependence panel: one point per
+        patient at their exact modifier value, so only when the config
+        allows patient-level output (``tracking.log_patient_level``).
+    """
+    if explained.modifier is None:
+        return {}
+    dependence = None
+    if show_patients:
+        lead = explained.learners[explained.explained_learner]
+        e = lead.benefit.explanations["cate_rmst"]
+        column = list(e.feature_names).index(explained.modifier.modifier)
+        dependence = (lead.label, e.data[:, column], e.values[:, column])
+    figure = modifier_plot(
+        explained.modifier, learner_curves=explained.learner_curves, shap_dependence=dependence
+    )
+    return {"figures/modifier_benefit.png": figure}

@@ -1,7 +1,7 @@
 """Figures of benefit validation: calibration for benefit.
 
-This module owns how :mod:`stratify.metrics.benefit` results are drawn. Like
-:mod:`stratify.plots`, every function returns a :class:`matplotlib.figure.Figure`
+This module owns how :mod:`stratify.validation.metrics.benefit` results are drawn. Like
+:mod:`stratify.report.figures.trial`, every function returns a :class:`matplotlib.figure.Figure`
 built without pyplot; save it with ``fig.savefig(path)``.
 """
 
@@ -20,7 +20,7 @@ REFERENCE_COLOUR = "0.45"
 def benefit_calibration_plot(table: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Observed vs predicted RMST difference by group of predicted benefit.
 
-    One point per group (from :func:`stratify.metrics.benefit.benefit_calibration`)
+    One point per group (from :func:`stratify.validation.metrics.benefit.benefit_calibration`)
     at its mean predicted benefit, with the Kaplan-Meier RMST difference and
     its confidence interval.
     Points on the dotted diagonal are perfectly calibrated; the dashed lines

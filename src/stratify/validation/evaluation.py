@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stratify.crossfit import CrossFit
 from stratify.data import TrialData
 from stratify.learners.base import CATE_COLUMNS
-from stratify.metrics.benefit import (
+from stratify.validation.crossfit import CrossFit
+from stratify.validation.metrics.benefit import (
     benefit_calibration,
     blp_test,
     c_for_benefit,

@@ -41,7 +41,7 @@ from stratify.exceptions import StratifyInputError
 from stratify.files import write_atomically
 
 if TYPE_CHECKING:  # mlflow loads only when a comparison runs: `stratify --help` stays fast
-    from stratify.tracking import Store, Tracker
+    from stratify.tracking.tracker import Store, Tracker
 
 ID_COLUMNS = ("run_id", "run_name", "learner", "label", "status", "parent_run_id")
 """Identity columns of a comparison, before the metrics."""
@@ -232,7 +232,7 @@ def open_store(store: str | Path | Store) -> Tracker:
     StratifyInputError
         The folder or SQLite file does not exist, or the store cannot be opened.
     """
-    from stratify.tracking import STORE_DB, Store, Tracker
+    from stratify.tracking.tracker import STORE_DB, Store, Tracker
 
     if isinstance(store, Store):
         uri = str(store.artifact_root.parent) if store.artifact_root else store.tracking_uri

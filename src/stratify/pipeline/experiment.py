@@ -20,23 +20,27 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from stratify import __version__, execution, plots
+from stratify import __version__
 from stratify.config import ExperimentConfig
-from stratify.crossfit import NamedLearner, cross_fit
 from stratify.data import TrialData
 from stratify.data.source import load_trial
-from stratify.evaluation import Evaluation, evaluate
 from stratify.exceptions import StratifyInputError
-from stratify.explain.learners import Explained, explain_learners, fit_whole_trial
+from stratify.explain.results import Explained
 from stratify.learners.registry import make_learner
-from stratify.plots_benefit import benefit_calibration_plot
+from stratify.learners.scores import dr_scores
+from stratify.pipeline import execution
+from stratify.pipeline.explanation import explain_learners, fit_whole_trial
 from stratify.rendering import render_all
-from stratify.report import CALIBRATION_FIGURE, build_report, check_report_path, write_report
-from stratify.scores import dr_scores
-from stratify.serving import log_learner_model
-from stratify.summary import describe, headline, learner_headline
-from stratify.tracking import Store, Tracker
+from stratify.report.figures import trial as plots
+from stratify.report.figures.benefit import benefit_calibration_plot
+from stratify.report.figures.explain import learner_figures, modifier_figures
+from stratify.report.html import CALIBRATION_FIGURE, build_report, check_report_path, write_report
+from stratify.report.summary import describe, headline, learner_headline
+from stratify.serving.model import log_learner_model
+from stratify.tracking.tracker import Store, Tracker
 from stratify.trial import TrialAnalysis, analyse_trial
+from stratify.validation.crossfit import NamedLearner, cross_fit
+from stratify.validation.evaluation import Evaluation, evaluate
 
 
 @dataclass(frozen=True)
@@ -164,9 +168,9 @@ def run(
     ------
     StratifyInputError
         On bad input, or a store that cannot be reached or opened.
-    stratify.execution.WorkerLostError
+    stratify.pipeline.execution.WorkerLostError
         If a worker process dies during the work (no run is created).
-    stratify.tracking.StoreError
+    stratify.tracking.tracker.StoreError
         If the store fails while the run is recorded (the run is closed FAILED).
     """
     if report is not None:
@@ -230,7 +234,7 @@ def open_tracker(config: ExperimentConfig) -> Tracker:
     """The config's store, opened and checked, with its experiment in place.
 
     Opening it also closes the runs that ended processes of this host left RUNNING
-    (:meth:`stratify.tracking.Tracker.close_orphans`). A store folder without a
+    (:meth:`stratify.tracking.tracker.Tracker.close_orphans`). A store folder without a
     database yet is created in the background while the run works (its folder is
     created and checked now); its experiment is created with the run.
 
@@ -254,12 +258,14 @@ def draw_figures(config, evaluation, explained) -> dict[str, dict[str, Figure]]:
     ``tracking.log_patient_level``), each learner's run label for its
     calibration and SHAP figures; values map artifact paths to figures.
     """
-    drawn = {"": explained.figures(config.tracking.log_patient_level) if explained else {}}
+    drawn = {
+        "": modifier_figures(explained, config.tracking.log_patient_level) if explained else {}
+    }
     for label, report in evaluation.learners.items() if evaluation else ():
         title = f"Calibration for benefit: {label}"
         figures = {CALIBRATION_FIGURE: benefit_calibration_plot(report.calibration, title=title)}
         if explained is not None:
-            figures |= explained.learners[label].figures(config.horizon)
+            figures |= learner_figures(explained.learners[label], config.horizon)
         drawn[label] = figures
     return drawn
 

@@ -4,8 +4,8 @@ This module owns argument parsing and what the user sees in the terminal. Bad
 input (a :class:`~stratify.exceptions.StratifyInputError`) is printed as one
 line, ``error: ...``, with exit status 2 and no traceback. A failure of the
 machine rather than of the input (a worker process that died, a store that
-failed while recording: :class:`~stratify.execution.WorkerLostError`,
-:class:`~stratify.tracking.StoreError`) is one line too, with exit status 1.
+failed while recording: :class:`~stratify.pipeline.execution.WorkerLostError`,
+:class:`~stratify.tracking.tracker.StoreError`) is one line too, with exit status 1.
 Ctrl-C and SIGTERM print ``interrupted`` and exit 130. Anything else is a bug
 and keeps its traceback.
 """
@@ -19,10 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stratify import __version__, compare, server, study
+from stratify import __version__
+from stratify.cli import compare
 from stratify.exceptions import StratifyInputError
 from stratify.files import write_atomically
 from stratify.formatting import hazard_ratio, names
+from stratify.pipeline import study
+from stratify.tracking import server
 
 EXIT_FAILURE = 1
 EXIT_INPUT = 2
@@ -54,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 def _is_failure(exc: Exception) -> bool:
     """Whether ``exc`` is a failure of the machine (a worker process that died, a store that
     failed while recording), told in one line, rather than a bug."""
-    from stratify.execution import WorkerLostError
-    from stratify.tracking import StoreError
+    from stratify.pipeline.execution import WorkerLostError
+    from stratify.tracking.tracker import StoreError
 
     return isinstance(exc, WorkerLostError | StoreError)
 
@@ -123,7 +126,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     data = load_trial(config)  # before the heavy imports: a bad file is reported at once
-    from stratify.experiment import run
+    from stratify.pipeline.experiment import run
 
     print(f"{config.name}: {data.summary()}", flush=True)
     result = run(config, data=data, report=args.report)
@@ -150,7 +153,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     data = load_trial(config)  # before the heavy imports: a bad file is reported at once
-    from stratify.experiment import analyse
+    from stratify.pipeline.experiment import analyse
 
     analyse(config, data)
     print(f"{args.config}: valid. {data.summary()}")
@@ -183,7 +186,7 @@ def _write_table(frame, out: Path) -> None:
 
 def _cmd_ui(args: argparse.Namespace) -> int:
     from stratify.config import load_config, project_root
-    from stratify.tracking import Store, Tracker
+    from stratify.tracking.tracker import Store, Tracker
 
     if args.config is not None:
         uri = load_config(args.config).tracking_uri

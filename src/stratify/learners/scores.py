@@ -5,7 +5,7 @@ estimates: a score :math:`\Gamma_i` whose conditional mean given the
 covariates is the patient's true effect, for the RMST difference up to the
 horizon and for the survival difference at the horizon. Averages of scores
 estimate average effects; the RATE, calibration and C-for-benefit metrics of
-:mod:`stratify.metrics.benefit` compare learners' estimates with them.
+:mod:`stratify.validation.metrics.benefit` compare learners' estimates with them.
 
 The construction, for arm :math:`a` and horizon :math:`h`, with
 :math:`\tilde U = \min(T, C)`, :math:`\Delta = 1\{T \le C\}`,

@@ -16,9 +16,9 @@ from stratify.formatting import number
 
 if TYPE_CHECKING:
     from stratify.data import TrialData
-    from stratify.evaluation import Evaluation, LearnerReport
-    from stratify.explain.learners import Explained, LearnerExplanation
+    from stratify.explain.results import Explained, LearnerExplanation
     from stratify.trial import TrialAnalysis
+    from stratify.validation.evaluation import Evaluation, LearnerReport
 
 
 def headline(

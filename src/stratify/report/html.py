@@ -1,6 +1,6 @@
 """One self-contained HTML report per run: what a trial statistician reads after ``stratify run``.
 
-:func:`build_report` turns what :func:`stratify.experiment.run` already holds
+:func:`build_report` turns what :func:`stratify.pipeline.experiment.run` already holds
 (the config, the trial, the classical analysis and its figures, the learners'
 evaluation, their explanations and the run's provenance tags) into one HTML
 document:
@@ -42,25 +42,26 @@ from stratify import __version__
 from stratify.exceptions import StratifyInputError
 from stratify.files import write_atomically
 from stratify.formatting import DASH, MISSING, bound, hazard_ratio, names, number
-from stratify.plots_benefit import benefit_calibration_plot
 from stratify.rendering import DPI, figure_png, palette_png
+from stratify.report.figures.benefit import benefit_calibration_plot
+from stratify.report.figures.explain import learner_figures, modifier_figures
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from stratify.config import ExperimentConfig
     from stratify.data import TrialData
-    from stratify.evaluation import Evaluation, LearnerReport
-    from stratify.explain.learners import Explained, LearnerExplanation
     from stratify.explain.modifier import ModifierEffect
+    from stratify.explain.results import Explained, LearnerExplanation
     from stratify.trial import TrialAnalysis
     from stratify.trial.cox import HazardRatio
     from stratify.trial.strata import Stratum
+    from stratify.validation.evaluation import Evaluation, LearnerReport
 
 #: CSS pixels per inch.
 CSS_DPI = 96
 
-#: Readable names of the provenance tags :func:`stratify.experiment.run` sets.
+#: Readable names of the provenance tags :func:`stratify.pipeline.experiment.run` sets.
 PROVENANCE_LABELS = {
     "stratify.version": "stratify version",
     "stratify.git_commit": "Git commit of stratify",
@@ -167,7 +168,7 @@ def build_report(
         The classical analysis.
     figures : mapping of str to matplotlib.figure.Figure
         The analysis figures by artifact path, as returned by
-        :func:`stratify.experiment.analyse`; embedded in that order.
+        :func:`stratify.pipeline.experiment.analyse`; embedded in that order.
     evaluation : Evaluation, optional
         The cross-fitted learners; None for a config without learners (the
         learner sections then say so).
@@ -184,7 +185,7 @@ def build_report(
         Resolution of the embedded PNG figures.
     drawn : mapping, optional
         Figures already drawn for the run's logging
-        (:func:`stratify.experiment.draw_figures`): ``""`` to the modifier
+        (:func:`stratify.pipeline.experiment.draw_figures`): ``""`` to the modifier
         figure, each learner label to its calibration and SHAP figures. They are
         embedded as they are; whatever is missing is drawn here.
 
@@ -707,7 +708,7 @@ class _Renderer:
         if x.label in self.drawn:
             figures = {k: v for k, v in self.drawn[x.label].items() if k != CALIBRATION_FIGURE}
         else:
-            figures = x.figures(self.analysis.horizon)
+            figures = learner_figures(x, self.analysis.horizon)
         for path, figure in figures.items():
             out += self.figure(figure, captions.get(path, f"{x.label}: {path}."))
         out += _importance_table(x, self.horizon)
@@ -737,7 +738,9 @@ class _Renderer:
         out += self._gate_note(evaluation, effect)
         figures = self.drawn.get("")
         if figures is None:
-            figures = explained.figures(show_patients=self.config.tracking.log_patient_level)
+            figures = modifier_figures(
+                explained, show_patients=self.config.tracking.log_patient_level
+            )
         for figure in figures.values():
             out += self.figure(figure, self._modifier_caption(explained))
         out += _crossover_table(effect, self.level)

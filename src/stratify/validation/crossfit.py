@@ -22,8 +22,8 @@ from stratify.data import TrialData
 from stratify.exceptions import StratifyInputError
 from stratify.learners.base import CATE_COLUMNS
 from stratify.learners.registry import make_learner
-from stratify.metrics.risk import risk_metrics
 from stratify.progress import track
+from stratify.validation.metrics.risk import risk_metrics
 
 #: Half-width of a 95 % normal interval, in standard errors.
 Z95 = 1.959963984540054

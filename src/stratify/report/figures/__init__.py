@@ -1,0 +1,1 @@
+"""Figures of the trial (:mod:`.trial`), of benefit (:mod:`.benefit`), of SHAP (:mod:`.explain`)."""
