@@ -130,11 +130,11 @@ def _ended_process_tags() -> dict[str, str]:
     """The tags a run of a process that has since ended carries (its pid may be reused)."""
     import subprocess
 
-    from stratify.tracking.tracker import HOST_TAG, PID_TAG, START_TAG, _process_start
+    from stratify.tracking.processes import HOST_TAG, PID_TAG, START_TAG, process_start
 
     child = subprocess.Popen(["sleep", "60"])
     tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(child.pid)}
-    tags[START_TAG] = _process_start(child.pid)
+    tags[START_TAG] = process_start(child.pid)
     child.kill()
     child.wait()
     return tags
@@ -332,7 +332,7 @@ def test_a_store_that_cannot_be_created_in_the_background_fails_at_first_use(tmp
     def broken(store):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("stratify.tracking.tracker._initialised_client", broken)
+    monkeypatch.setattr("stratify.tracking.store.initialised_client", broken)
     tracker = Tracker(Store.from_uri(str(tmp_path / "mlruns")), create_in_background=True)
     message = r"tracking\.uri: .*No space left on device"
     for _ in range(2):  # every use says so, with the cause

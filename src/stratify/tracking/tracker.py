@@ -1,24 +1,19 @@
-"""MLflow tracking: with :mod:`stratify.serving` (models), the only package that imports mlflow.
+"""The run lifecycle: experiments, runs that always close with an honest status, what they log.
 
-It owns the store (an embedded SQLite database plus an artifact folder when the
-config names a folder, or any MLflow tracking URI), experiments, runs and what
-is logged to them. Every run it opens is closed: FINISHED on success, FAILED
-with an ``error`` tag on an exception, KILLED on Ctrl-C or SIGTERM (held back
-while a run's status is being written, so that the write completes). Calls take
-explicit run ids (no global active run), so worker processes can log to a run
-that the parent created.
+A :class:`Tracker` logs to one :class:`~stratify.tracking.store.Store`. Every
+run it opens is closed: FINISHED on success, FAILED with an ``error`` tag on an
+exception, KILLED on Ctrl-C or SIGTERM (held back while a run's status is being
+written, so that the write completes: :mod:`stratify.tracking.signals`). Calls
+take explicit run ids (no global active run), so worker processes can log to a
+run that the parent created.
 
-A process killed outright (SIGKILL, the out-of-memory killer, a power cut)
-cannot close its runs. Each run is therefore tagged with the process that runs
-it (``stratify.host``, ``stratify.pid``, ``stratify.process_start``), and
-opening a :class:`Tracker` marks the runs this host's ended processes left
-RUNNING as KILLED, with an ``error`` tag saying so. Runs of other hosts, and of
-processes still alive, are never touched.
-
-A tracking server is checked when the tracker opens (seconds, not MLflow's four
-minutes of retries), and a store that fails while recording (a full disk, an
-unwritable database, a server gone away) raises :class:`StoreError` naming the
-store or the artifact.
+Opening a tracker marks the runs this host's ended processes left RUNNING as
+KILLED, with an ``error`` tag saying so (:mod:`stratify.tracking.processes`).
+Runs of other hosts, and of processes still alive, are never touched. A store
+that fails while recording (a full disk, an unwritable database, a server gone
+away) raises :class:`~stratify.tracking.store.StoreError` naming the store or
+the artifact. With :mod:`stratify.serving` (models), :mod:`stratify.tracking`
+is the only package that imports mlflow.
 """
 
 from __future__ import annotations
@@ -27,112 +22,64 @@ import hashlib
 import logging
 import os
 import re
-import signal
-import socket
-import ssl
-import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from urllib.parse import urlparse
 
 import pandas as pd
-from filelock import FileLock
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
-from stratify.config import is_local_folder
 from stratify.exceptions import StratifyInputError
 from stratify.rendering import figure_png
+from stratify.tracking.processes import (
+    HOST_TAG,
+    PID_TAG,
+    START_TAG,
+    orphan_error,
+    process_ended,
+    process_start,
+    process_tags,
+    running_runs,
+)
+from stratify.tracking.signals import HeldInterrupts, interrupts_held
+from stratify.tracking.store import (
+    ARTIFACTS,
+    HTTP_DEFAULTS,
+    SERVER_TIMEOUT,
+    STORE_DB,
+    Opening,
+    Store,
+    StoreError,
+    check_server,
+    first_line,
+    initialised_client,
+    quiet_mlflow_logs,
+    reason,
+    store_failure,
+)
 
-STORE_DB = "mlflow.db"
-ARTIFACTS = "artifacts"
-INIT_LOCK = ".init.lock"
+__all__ = [  # the store's names are importable from here too, as before the split
+    "ARTIFACTS",
+    "HOST_TAG",
+    "HTTP_DEFAULTS",
+    "PID_TAG",
+    "SERVER_TIMEOUT",
+    "START_TAG",
+    "STORE_DB",
+    "Store",
+    "StoreError",
+    "Tracker",
+    "process_start",
+    "process_tags",
+]
 
-HOST_TAG = "stratify.host"
-PID_TAG = "stratify.pid"
-START_TAG = "stratify.process_start"
-"""``boot=<boot id>;pidns=<pid namespace>;ticks=<start time>`` of the process (Linux's
-``/proc``; empty elsewhere): a pid alone may since belong to another process."""
-
-SERVER_TIMEOUT = 10
-"""Seconds to wait for a tracking server's answer when the tracker opens."""
-
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-"""MLflow's retries of a failed request (7 by default: about four minutes) and its timeout,
-for a server that goes away mid-run; set only where the environment does not set them."""
-
-CALLER_ERRORS = {
-    "INVALID_PARAMETER_VALUE",
-    "INVALID_STATE",
-    "RESOURCE_ALREADY_EXISTS",
-    "RESOURCE_DOES_NOT_EXIST",
-}
-"""MLflow error codes that mean a call was wrong (a bug, kept with its traceback), not that
-the store failed."""
-
-_PROC = Path("/proc")
 _log = logging.getLogger(__name__)
-
-
-class StoreError(RuntimeError):
-    """The store failed while recording: a full disk, an unwritable database, a server gone.
-
-    Not the user's input and not a bug: the CLI prints the message alone and exits 1.
-    """
-
-
-@dataclass(frozen=True)
-class Store:
-    """Where runs go: a tracking URI and, for a local folder, its artifact root."""
-
-    tracking_uri: str
-    artifact_root: Path | None = None
-
-    @classmethod
-    def from_uri(cls, uri: str) -> Store:
-        """A store for a folder path (created) or an MLflow tracking URI (as is)."""
-        if not is_local_folder(uri):
-            return cls(tracking_uri=uri)
-        folder = Path(urlparse(uri).path if uri.startswith("file:") else uri).expanduser()
-        try:
-            (folder / ARTIFACTS).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StratifyInputError(
-                f"tracking.uri: cannot create the store folder {folder}: {exc.strerror}"
-            ) from None
-        return cls(
-            tracking_uri=f"sqlite:///{(folder / STORE_DB).resolve()}",
-            artifact_root=(folder / ARTIFACTS).resolve(),
-        )
-
-    @property
-    def exists(self) -> bool:
-        """Whether the store's database is there already (true for a server or a database
-        URI: only an embedded store's database is created by stratify)."""
-        if self.artifact_root is None:
-            return True
-        return (self.artifact_root.parent / STORE_DB).exists()
-
-    @property
-    def is_server(self) -> bool:
-        """Whether the store is an MLflow tracking server (http or https)."""
-        return self.tracking_uri.startswith(("http://", "https://"))
-
-    def ui_command(self) -> str:
-        """The shell command that browses this store in the MLflow UI."""
-        cmd = f"mlflow ui --backend-store-uri {self.tracking_uri}"
-        if self.artifact_root is not None:
-            cmd += f" --default-artifact-root {self.artifact_root.as_uri()}"
-        return cmd
 
 
 class Tracker:
@@ -161,21 +108,21 @@ class Tracker:
 
     def __init__(self, store: Store, *, create_in_background: bool = False):
         self.store = store
-        self._opening: _Opening | None = None
-        _quiet_mlflow_logs()
+        self._opening: Opening | None = None
+        quiet_mlflow_logs()
         if store.is_server:
             for name, value in HTTP_DEFAULTS.items():
                 os.environ.setdefault(name, value)
-            _check_server(store.tracking_uri)
+            check_server(store.tracking_uri)
         if create_in_background and not store.exists:  # only an embedded store can be new
-            self._opening = _Opening(store)
+            self._opening = Opening(store)
             self.swept = []  # a new store has no runs to sweep
             return
         try:
             if store.artifact_root is None:
                 self._client = MlflowClient(tracking_uri=store.tracking_uri)
             else:
-                self._client = _initialised_client(store)
+                self._client = initialised_client(store)
             self.swept = self.close_orphans()
         except Exception as exc:  # any failure to open a store is the same user-facing problem
             raise self._unopenable(exc) from None
@@ -203,7 +150,7 @@ class Tracker:
 
     def _unopenable(self, exc: BaseException) -> StratifyInputError:
         return StratifyInputError(
-            f"tracking.uri: cannot open the MLflow store {self.store.tracking_uri}: {_reason(exc)}"
+            f"tracking.uri: cannot open the MLflow store {self.store.tracking_uri}: {reason(exc)}"
         )
 
     def experiment_id(self, name: str) -> str:
@@ -225,7 +172,7 @@ class Tracker:
             if exc.error_code == "RESOURCE_ALREADY_EXISTS":  # created concurrently
                 return self.client.get_experiment_by_name(name).experiment_id
             raise StratifyInputError(
-                f"tracking.uri: cannot use {self.store.tracking_uri}: {_reason(exc)}"
+                f"tracking.uri: cannot use {self.store.tracking_uri}: {reason(exc)}"
             ) from None
 
     @contextmanager
@@ -248,7 +195,7 @@ class Tracker:
         if parent_run_id is not None:
             tags["mlflow.parentRunId"] = parent_run_id
         experiment_id = self.experiment_id(experiment)
-        held = _HeldInterrupts()
+        held = HeldInterrupts()
         try:
             with self._writing():
                 run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
@@ -266,7 +213,7 @@ class Tracker:
         The run is tagged with this process first (so that no other process takes it
         for an orphan), set RUNNING, and its ``error`` tag from the last attempt removed.
         """
-        held = _HeldInterrupts()
+        held = HeldInterrupts()
         try:
             with self._writing():
                 self.set_tags(run_id, process_tags())
@@ -280,7 +227,7 @@ class Tracker:
             yield run_id
 
     @contextmanager
-    def _closing(self, run_id: str, held: _HeldInterrupts) -> Iterator[None]:
+    def _closing(self, run_id: str, held: HeldInterrupts) -> Iterator[None]:
         """Run the block, then end the run FINISHED, or KILLED/FAILED if the block raised."""
         try:
             held.release()  # a Ctrl-C that came while the run was opened is raised here
@@ -289,7 +236,7 @@ class Tracker:
             self._end_failed(run_id, exc)
             raise
         try:
-            with _interrupts_held(), self._writing():
+            with interrupts_held(), self._writing():
                 self.client.set_terminated(run_id, "FINISHED")
         except StoreError as exc:
             self._end_failed(run_id, exc)
@@ -300,7 +247,7 @@ class Tracker:
         if isinstance(exc, KeyboardInterrupt):
             unclosed = self._close(run_id, "KILLED", "interrupted by the user")
         else:
-            unclosed = self._close(run_id, "FAILED", f"{type(exc).__name__}: {_first_line(exc)}")
+            unclosed = self._close(run_id, "FAILED", f"{type(exc).__name__}: {first_line(exc)}")
         if unclosed is None:
             return
         note = (
@@ -313,7 +260,7 @@ class Tracker:
 
     def _close(self, run_id: str, status: str, error: str) -> str | None:
         """Tag a run with ``error`` and end it with ``status``; None, or why it stays open."""
-        with _interrupts_held():
+        with interrupts_held():
             _attempt(self.client.set_tag, run_id, "error", error[:5000])  # the status matters more
             return _attempt(self.client.set_terminated, run_id, status)
 
@@ -331,39 +278,24 @@ class Tracker:
             Ids of the runs marked KILLED.
         """
         swept = []
-        for run in list(self._orphans()):
+        for run in list(running_runs(self.client)):
             tags = run.data.tags
-            if not _process_ended(tags):
+            if not process_ended(tags):
                 continue
             run_id = run.info.run_id
             # the process has ended, so all it wrote is in the store: this read has its last word
             if self.client.get_run(run_id).info.status != "RUNNING":
                 continue
             process = f"pid {tags.get(PID_TAG)} on {tags.get(HOST_TAG)}"
-            if self._close(run_id, "KILLED", _orphan_error(process)) is None:
+            if self._close(run_id, "KILLED", orphan_error(process)) is None:
                 swept.append(run_id)
                 _log.warning(
                     "stratify: marked run %s (%s) KILLED: %s",
                     run_id,
                     run.info.run_name,
-                    _orphan_error(process),
+                    orphan_error(process),
                 )
         return swept
-
-    def _orphans(self) -> Iterator:
-        """RUNNING runs of this host, in every active experiment of the store."""
-        experiments = [
-            e.experiment_id
-            for e in _pages(lambda token: self.client.search_experiments(page_token=token))
-        ]
-        if not experiments:
-            return iter(())
-        running = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'"
-        return _pages(
-            lambda token: self.client.search_runs(
-                experiments, filter_string=running, page_token=token
-            )
-        )
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
         """Log parameters (values cut to MLflow's 6,000 characters)."""
@@ -439,14 +371,14 @@ class Tracker:
         run); MLflow reads the run from the database even to write an artifact.
         """
         try:
-            with _interrupts_held():
+            with interrupts_held():
                 yield
         except (OSError, MlflowException) as exc:
-            if not _store_failure(exc):
+            if not store_failure(exc):
                 raise
             if cleanup is not None:
                 cleanup()
-            raise StoreError(f"{message}: {_reason(exc)}") from exc
+            raise StoreError(f"{message}: {reason(exc)}") from exc
 
     def _discard_partial(self, run_id: str, path: str) -> None:
         if self.store.artifact_root is None:
@@ -458,199 +390,15 @@ class Tracker:
             pass
 
 
-def process_tags() -> dict[str, str]:
-    """The tags naming this process on its runs, which :meth:`Tracker.close_orphans` reads.
-
-    Returns
-    -------
-    dict of str to str
-        ``stratify.host``, ``stratify.pid`` and ``stratify.process_start``. A run
-        reopened by another process (a resumed study) should be tagged with them again.
-    """
-    pid = os.getpid()
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), START_TAG: _process_start(pid)}
-
-
-def _orphan_error(process: str) -> str:
-    return f"the process that ran it ({process}) ended without closing it"
-
-
-def _process_start(pid: int) -> str:
-    """``boot=...;pidns=...;ticks=...`` of a live process; ``""`` if there is none, or no
-    ``/proc`` to tell."""
-    try:
-        stat = (_PROC / str(pid) / "stat").read_text()
-        boot = (_PROC / "sys/kernel/random/boot_id").read_text().strip()
-        pidns = os.readlink(_PROC / str(pid) / "ns/pid")
-    except OSError:
-        return ""
-    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
-    if fields[0] in ("Z", "X"):  # a zombie: ended, only not yet reaped
-        return ""
-    return f"boot={boot};pidns={pidns};ticks={fields[19]}"  # field 22 of proc(5)
-
-
-def _fields(text: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in text.split(";") if "=" in part)
-
-
-def _process_ended(tags: Mapping[str, str]) -> bool:
-    """Whether the process a run's tags name has certainly ended (False when unsure)."""
-    try:
-        pid = int(tags.get(PID_TAG, ""))
-    except ValueError:
-        return False  # not made by stratify, or by a version that did not tag runs
-    recorded = _fields(tags.get(START_TAG, ""))
-    here = _fields(_process_start(os.getpid()))
-    if recorded and here:
-        if recorded.get("boot") != here["boot"]:
-            return True  # this host restarted since: every process of then has ended
-        if recorded.get("pidns") != here["pidns"]:
-            return False  # another container of the same host name: its processes are unseen
-        return _fields(_process_start(pid)).get("ticks") != recorded.get("ticks")
-    if sys.platform == "win32":  # os.kill would end the process, not probe it
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, another user's
-        return False
-    return False
-
-
-class _HeldInterrupts:
-    """Ctrl-C and SIGTERM held back from now (main thread only) until :meth:`release`,
-    which delivers them, so that writing a run's status is not cut short."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.caught: list[int] = []
-        self.previous = {}
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self._hold) for s in self.SIGNALS}
-
-    def _hold(self, signum, frame) -> None:
-        self.caught.append(signum)
-
-    def release(self) -> None:
-        """Restore the handlers, then deliver what came meanwhile (e.g. KeyboardInterrupt)."""
-        for signum, handler in self.previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        self.previous = {}
-        for signum in dict.fromkeys(self.caught):
-            signal.raise_signal(signum)
-
-
-@contextmanager
-def _interrupts_held() -> Iterator[None]:
-    held = _HeldInterrupts()
-    try:
-        yield
-    finally:
-        held.release()
-
-
 def _attempt(call: Callable, *args) -> str | None:
     """Call; None, or why the store refused."""
     try:
         call(*args)
     except (OSError, MlflowException) as exc:
-        return _reason(exc)
+        return reason(exc)
     return None
-
-
-def _store_failure(exc: BaseException) -> bool:
-    """An OS error or an MLflow error of the store (not a wrong call)."""
-    return not (isinstance(exc, MlflowException) and exc.error_code in CALLER_ERRORS)
-
-
-def _check_server(uri: str) -> None:
-    """Raise StratifyInputError unless an HTTP server answers at ``uri`` (any answer will do:
-    a server without ``/health``, or one that wants credentials, is there)."""
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=SERVER_TIMEOUT):
-            return
-    except urllib.error.HTTPError:
-        return
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ssl.SSLError):  # TLS is MLflow's to settle with the server
-            return
-        reason = exc.reason
-    except (OSError, ValueError) as exc:  # a timeout, a malformed address
-        reason = exc
-    reason = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
-    raise StratifyInputError(
-        f"tracking.uri: no MLflow tracking server answers at {uri}: {reason}"
-    ) from None
-
-
-def _pages(search: Callable) -> Iterator:
-    """Every item of a paged MLflow search: ``search(page_token)`` -> PagedList."""
-    token = None
-    while True:
-        page = search(token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-class _Opening(threading.Thread):
-    """:func:`_initialised_client` on a thread (see ``Tracker(create_in_background=True)``)."""
-
-    def __init__(self, store: Store):
-        super().__init__(name="stratify-store", daemon=False)
-        self.store = store
-        self.client: MlflowClient | None = None
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.client = _initialised_client(self.store)
-        except Exception as exc:  # raised where the client is first used
-            self.error = exc
-
-
-def _initialised_client(store: Store) -> MlflowClient:
-    """A client of an embedded store whose schema exists, created by one process at a time.
-
-    MLflow creates and migrates the SQLite schema on first use; two processes doing so at
-    once (a run and ``stratify ui``, or parallel runs) corrupt the migration. The first
-    query under an exclusive file lock makes sure it happens once.
-    """
-    with FileLock(store.artifact_root.parent / INIT_LOCK, timeout=300):
-        client = MlflowClient(tracking_uri=store.tracking_uri)
-        client.search_experiments(max_results=1)
-    return client
 
 
 def _slug(name: str) -> str:
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:60]}-{digest}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _reason(exc: BaseException) -> str:
-    """Why a call failed, in a few words: the database driver's message when there is one
-    (SQLAlchemy's ``(sqlite3.OperationalError) disk I/O error`` line), else the first line."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    for line in str(exc).splitlines():
-        driver = re.match(r"\((?:\w+\.)+\w+\)\s*(.+)", line)
-        if driver:
-            return driver.group(1)
-    return _first_line(exc)
-
-
-def _quiet_mlflow_logs() -> None:
-    """MLflow and alembic announce schema migrations at INFO, and MLflow logs a database
-    error with its traceback before raising it: the user sees the error once, from us."""
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
