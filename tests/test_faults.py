@@ -350,7 +350,9 @@ def test_a_full_disk_for_artifacts_fails_the_run_with_one_line(store, tmp_path, 
     prefix = small_disk(store / "artifacts")
     with Stratify(store, *LOGGING_ONLY, report=report, prefix=prefix) as run:
         assert run.wait() == 1, run.err
-    [line] = run.error_lines()
+    lines = run.error_lines()
+    assert len(lines) == 1, run.err  # once seen as two lines under heavy load: keep stderr
+    [line] = lines
     assert line.startswith("error: cannot write the artifact ")
     assert line.endswith(f"to {store / 'artifacts'}: No space left on device")
     [failed] = runs(store)
