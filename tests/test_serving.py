@@ -16,7 +16,7 @@ from stratify.config.loader import load_config
 from stratify.exceptions import StratifyInputError
 from stratify.learners import LEARNERS, make_learner
 from stratify.pipeline.experiment import load_trial
-from stratify.serving.model import (
+from stratify.serving import (
     BenefitModel,
     log_learner_model,
     output_columns,
@@ -333,7 +333,7 @@ LEGACY = Path(__file__).parent / "data" / "legacy_models"
 def test_models_saved_before_the_regrouping_still_load(name, tmp_path):
     # models saved by the release before issue #13 moved the modules (the generating script
     # is tests/data/legacy_models/make_legacy_models.py): their pickles name the old module
-    # paths and their entry point imports stratify.serving.model.BenefitModel
+    # paths and their entry point imports stratify.serving.BenefitModel
     import tarfile
 
     with tarfile.open(LEGACY / f"{name}.tar.xz") as tar:

@@ -36,7 +36,7 @@ from stratify.report.figures.benefit import benefit_calibration_plot
 from stratify.report.figures.explain import learner_figures, modifier_figures
 from stratify.report.html import CALIBRATION_FIGURE, build_report, check_report_path, write_report
 from stratify.report.summary import describe, headline, learner_headline
-from stratify.serving.model import log_learner_model
+from stratify.serving import log_learner_model
 from stratify.tracking.tracker import Store, Tracker
 from stratify.trial import TrialAnalysis, analyse_trial
 from stratify.validation.crossfit import NamedLearner, cross_fit

@@ -1,4 +1,4 @@
-"""Fitted learners served as MLflow models (see :mod:`stratify.serving.model`).
+"""Learners served as MLflow models: the model (:mod:`.model`), saving it (:mod:`.packaging`).
 
 ``stratify.serving.BenefitModel`` is the class every saved model's entry point
 imports: it stays importable from here whatever the modules behind it.
@@ -6,13 +6,12 @@ imports: it stays importable from here whatever the modules behind it.
 
 from stratify.serving.model import (
     BenefitModel,
-    log_learner_model,
     output_columns,
     read_learner,
-    save_learner_model,
     select_covariates,
     survival_column,
 )
+from stratify.serving.packaging import log_learner_model, save_learner_model
 
 __all__ = [
     "BenefitModel",
