@@ -26,6 +26,8 @@ from mlflow.exceptions import MlflowException
 from stratify.cli import compare as cmp
 from stratify.cli.app import main as stratify_main
 from stratify.exceptions import StratifyInputError
+from stratify.report.comparison import print_table
+from stratify.tracking import queries
 from stratify.tracking.tracker import STORE_DB, Store, Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +151,7 @@ def plain_env(monkeypatch):
 
 
 def test_mirocals_run_lists_every_learner_with_the_values_mlflow_holds(mirocals):
-    frame = cmp.compare_runs(mirocals.folder, experiment="mirocals")
+    frame = queries.compare_runs(mirocals.folder, experiment="mirocals")
     assert list(frame.columns) == [
         "run_id", "run_name", "learner", "label", "status", "parent_run_id",
         "cate_rmst_mean", "c_index_harrell", "c_index_harrell_sd", "ibs", "ibs_sd",
@@ -172,7 +174,7 @@ def test_mirocals_run_lists_every_learner_with_the_values_mlflow_holds(mirocals)
 
 
 def test_mirocals_table_prints_plainly_one_line_per_learner(mirocals, plain_env, capsys):
-    frame = cmp.compare_runs(mirocals.folder, experiment="mirocals")
+    frame = queries.compare_runs(mirocals.folder, experiment="mirocals")
     assert _cli("--store", str(mirocals.folder), "--experiment", "mirocals") == 0
     out = capsys.readouterr().out
     assert "\x1b[" not in out
@@ -196,19 +198,19 @@ def test_mirocals_table_prints_plainly_one_line_per_learner(mirocals, plain_env,
 
 
 def test_parent_run_id_or_its_prefix_stands_for_its_learners(mirocals):
-    by_experiment = cmp.compare_runs(mirocals.folder, experiment="mirocals")
+    by_experiment = queries.compare_runs(mirocals.folder, experiment="mirocals")
     parent = mirocals.parent.info.run_id
     for ref in (parent, parent[:8], parent.upper()):
         pd.testing.assert_frame_equal(
-            cmp.compare_runs(mirocals.folder, run_ids=[ref]), by_experiment
+            queries.compare_runs(mirocals.folder, run_ids=[ref]), by_experiment
         )
     child = by_experiment["run_id"].iloc[2]
-    one = cmp.compare_runs(mirocals.folder, run_ids=[child, child])
+    one = queries.compare_runs(mirocals.folder, run_ids=[child, child])
     pd.testing.assert_frame_equal(one, by_experiment.iloc[[2]].reset_index(drop=True))
 
 
 def test_all_adds_the_parent_run(mirocals):
-    frame = cmp.compare_runs(mirocals.folder, experiment="mirocals", include_parents=True)
+    frame = queries.compare_runs(mirocals.folder, experiment="mirocals", include_parents=True)
     assert len(frame) == len(MIROCALS_LEARNERS) + 1
     parent = frame[frame["run_id"] == mirocals.parent.info.run_id].iloc[0]
     assert parent["learner"] is None and parent["label"] is None
@@ -223,7 +225,9 @@ def test_all_adds_the_parent_run(mirocals):
 
 
 def test_json_is_all_stdout_and_round_trips(mirocals, capsys):
-    frame = cmp.compare_runs(mirocals.folder, experiment="mirocals", metrics=["ibs", "c_index_*"])
+    frame = queries.compare_runs(
+        mirocals.folder, experiment="mirocals", metrics=["ibs", "c_index_*"]
+    )
     code = _cli("--store", str(mirocals.folder), "-e", "mirocals", "--json", "-m", "ibs,c_index_*")
     captured = capsys.readouterr()
     assert code == 0 and captured.err == ""
@@ -239,7 +243,7 @@ def test_json_is_all_stdout_and_round_trips(mirocals, capsys):
 
 
 def test_csv_is_written_and_reads_back_exactly(mirocals, plain_env, tmp_path, capsys):
-    frame = cmp.compare_runs(mirocals.folder, experiment="mirocals")
+    frame = queries.compare_runs(mirocals.folder, experiment="mirocals")
     out = tmp_path / "tables" / "compare.csv"
     assert _cli("--store", str(mirocals.folder), "-e", "mirocals", "--csv", str(out)) == 0
     captured = capsys.readouterr()
@@ -265,7 +269,7 @@ def test_config_names_the_experiment(mirocals, capsys):
 
 
 def test_default_order_is_rate_autoc_best_first_ties_by_name_missing_last(synthetic):
-    frame = cmp.compare_runs(synthetic.folder, experiment="trial-a")
+    frame = queries.compare_runs(synthetic.folder, experiment="trial-a")
     assert list(frame["label"]) == ["t_small", "s_learner", "t_big", "cox"]
     assert list(frame["run_name"]) == [
         "cfg-t_small-aaaaaaa", "cfg-s_learner-aaaaaaa", "cfg-t_big-aaaaaaa", "cfg-cox-aaaaaaa",
@@ -284,12 +288,12 @@ def test_default_order_is_rate_autoc_best_first_ties_by_name_missing_last(synthe
     ],
 )
 def test_sort_picks_the_column_and_best_first_direction(synthetic, sort, labels):
-    frame = cmp.compare_runs(synthetic.folder, experiment="trial-a", sort=sort)
+    frame = queries.compare_runs(synthetic.folder, experiment="trial-a", sort=sort)
     assert list(frame["label"]) == labels
 
 
 def test_sorting_on_a_metric_not_shown_adds_it(synthetic):
-    comparison = cmp.compare(
+    comparison = queries.compare(
         synthetic.folder, experiment="trial-a", metrics=["c_for_benefit"], sort="ibs"
     )
     assert comparison.metrics == ("c_for_benefit", "ibs")
@@ -298,16 +302,16 @@ def test_sorting_on_a_metric_not_shown_adds_it(synthetic):
 
 
 def test_label_and_learner_are_both_kept(synthetic):
-    frame = cmp.compare_runs(synthetic.folder, experiment="trial-a").set_index("label")
+    frame = queries.compare_runs(synthetic.folder, experiment="trial-a").set_index("label")
     assert frame.loc["t_small", "learner"] == "t_learner"
     assert frame.loc["cox", "learner"] == "cox_interaction"
     assert set(frame["parent_run_id"]) == {synthetic.ids["parent_a"]}
 
 
 def test_experiment_skips_runs_of_unfinished_parents_naming_them_shows_status(synthetic, plain_env):
-    frame = cmp.compare_runs(synthetic.folder, experiment="trial-a")
+    frame = queries.compare_runs(synthetic.folder, experiment="trial-a")
     assert synthetic.ids["b_ok"] not in set(frame["run_id"])
-    comparison = cmp.compare(synthetic.folder, run_ids=[synthetic.ids["parent_b"]])
+    comparison = queries.compare(synthetic.folder, run_ids=[synthetic.ids["parent_b"]])
     assert dict(zip(comparison.frame["run_id"], comparison.frame["status"], strict=True)) == {
         synthetic.ids["b_failed"]: "FAILED",
         synthetic.ids["b_ok"]: "FINISHED",
@@ -318,7 +322,7 @@ def test_experiment_skips_runs_of_unfinished_parents_naming_them_shows_status(sy
 
 
 def test_cells_mean_sd_p_values_and_missing(synthetic, plain_env):
-    comparison = cmp.compare(synthetic.folder, experiment="trial-a")
+    comparison = queries.compare(synthetic.folder, experiment="trial-a")
     text = _printed(comparison)
     labels = ("t_small", "t_big", "s_learner", "cox")
     rows = {label: _line(text, synthetic.ids[label][:8]) for label in labels}
@@ -335,7 +339,7 @@ def test_cells_mean_sd_p_values_and_missing(synthetic, plain_env):
 
 def test_runs_of_several_stratify_runs_get_a_config_run_column(synthetic, plain_env):
     ids = synthetic.ids
-    text = _printed(cmp.compare(synthetic.folder, run_ids=[ids["parent_a"], ids["parent_b"]]))
+    text = _printed(queries.compare(synthetic.folder, run_ids=[ids["parent_a"], ids["parent_b"]]))
     assert (
         text.splitlines()[0].strip() == f"runs {ids['parent_a'][:8]}, {ids['parent_b'][:8]}: 6 runs"
     )
@@ -345,12 +349,14 @@ def test_runs_of_several_stratify_runs_get_a_config_run_column(synthetic, plain_
 
 
 def test_glob_metrics_keep_companions_as_spreads(synthetic):
-    frame = cmp.compare_runs(synthetic.folder, experiment="trial-a", metrics=["c_index*", "cate_*"])
+    frame = queries.compare_runs(
+        synthetic.folder, experiment="trial-a", metrics=["c_index*", "cate_*"]
+    )
     assert list(frame.columns[6:]) == [
         "c_index_harrell", "c_index_harrell_sd", "c_index_uno", "c_index_uno_sd",
         "cate_rmst_mean", "cate_rmst_sd",
     ]  # fmt: skip
-    assert cmp.metric_columns(frame) == [
+    assert queries.metric_columns(frame) == [
         "c_index_harrell",
         "c_index_uno",
         "cate_rmst_mean",
@@ -359,7 +365,7 @@ def test_glob_metrics_keep_companions_as_spreads(synthetic):
 
 
 def test_a_pipe_gets_plain_text_a_terminal_gets_styles(synthetic, plain_env, monkeypatch):
-    comparison = cmp.compare(synthetic.folder, experiment="trial-a")
+    comparison = queries.compare(synthetic.folder, experiment="trial-a")
     plain = _printed(comparison)
     assert "\x1b[" not in plain
     assert all(_line(plain, run_id[:8]) for run_id in comparison.frame["run_id"])  # no wrapping
@@ -371,7 +377,7 @@ def test_a_pipe_gets_plain_text_a_terminal_gets_styles(synthetic, plain_env, mon
 def test_a_narrow_terminal_gets_broken_names_then_fewer_metrics(
     synthetic, plain_env, monkeypatch, columns, hidden
 ):
-    comparison = cmp.compare(synthetic.folder, experiment="trial-a")
+    comparison = queries.compare(synthetic.folder, experiment="trial-a")
     monkeypatch.setenv("FORCE_COLOR", "1")
     monkeypatch.setenv("COLUMNS", str(columns))
     text = re.sub(r"\x1b\[[0-9;]*m", "", _printed(comparison))
@@ -388,7 +394,7 @@ def test_a_narrow_terminal_gets_broken_names_then_fewer_metrics(
 
 def _printed(comparison) -> str:
     buffer = io.StringIO()
-    cmp.print_table(comparison, file=buffer)
+    print_table(comparison, file=buffer)
     return buffer.getvalue()
 
 
@@ -432,13 +438,13 @@ def _line(text: str, needle: str) -> str:
 )
 def test_bad_input_is_one_line_naming_it(synthetic, kwargs, message):
     with pytest.raises(StratifyInputError) as caught:
-        cmp.compare_runs(synthetic.folder, **kwargs)
+        queries.compare_runs(synthetic.folder, **kwargs)
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
 
 
 def test_all_lists_runs_without_learners(synthetic):
-    frame = cmp.compare_runs(synthetic.folder, experiment="no-learners", include_parents=True)
+    frame = queries.compare_runs(synthetic.folder, experiment="no-learners", include_parents=True)
     assert list(frame["run_id"]) == [synthetic.ids["no_learners"]]
     assert list(frame.columns[6:]) == ["hr_adjusted"]  # the trial analysis of parent runs
 
@@ -465,7 +471,7 @@ def test_an_ambiguous_prefix_names_the_runs():
     with pytest.raises(
         StratifyInputError, match=r"^run 'abcdef': ambiguous prefix, matches runs abcdef1"
     ):
-        cmp._get_run(Client(), "abcdef")
+        queries._get_run(Client(), "abcdef")
 
 
 @pytest.mark.parametrize("where", ["nowhere/mlruns", "empty-folder"])
@@ -475,14 +481,14 @@ def test_a_missing_store_is_an_error_and_is_not_created(tmp_path, where):
     with pytest.raises(
         StratifyInputError, match=rf"^--store: no MLflow store at {re.escape(str(target))} "
     ):
-        cmp.compare_runs(target, experiment="mirocals")
+        queries.compare_runs(target, experiment="mirocals")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["empty-folder"]
 
 
 def test_a_missing_sqlite_file_is_an_error(tmp_path):
     uri = f"sqlite:///{tmp_path / 'none.db'}"
     with pytest.raises(StratifyInputError, match="no such file"):
-        cmp.compare_runs(uri, experiment="x")
+        queries.compare_runs(uri, experiment="x")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -508,12 +514,12 @@ def test_a_learner_run_whose_parent_was_deleted(store):
         child = _child(tracker, "trial", parent, "d", "t_small", "t_learner", {})
     tracker.client.delete_run(parent)
     with pytest.raises(StratifyInputError, match="has no learner runs of a finished run "):
-        cmp.compare_runs(store, experiment="trial")  # an orphan is not part of a finished run
-    frame = cmp.compare_runs(store, run_ids=[child])
+        queries.compare_runs(store, experiment="trial")  # an orphan is not part of a finished run
+    frame = queries.compare_runs(store, run_ids=[child])
     assert list(frame["run_id"]) == [child]
     assert frame["label"].iloc[0] == "t_small"  # read off the (deleted) parent run's name
     with pytest.raises(StratifyInputError, match=f"^run '{parent}': no such run in this store$"):
-        cmp.compare_runs(store, run_ids=[parent])
+        queries.compare_runs(store, run_ids=[parent])
 
 
 def test_a_reader_that_goes_away_is_no_traceback(synthetic):
