@@ -82,7 +82,7 @@ from sklearn.utils.validation import check_is_fitted
 
 import stratify
 from stratify.exceptions import StratifyInputError
-from stratify.learners.base import CATE_COLUMNS, CATELearner
+from stratify.learners.base import CATE_COLUMNS, CATELearner, at_horizon
 from stratify.learners.dr import DRLearner
 from stratify.learners.registry import LEARNERS
 
@@ -183,7 +183,7 @@ class BenefitModel(mlflow.pyfunc.PythonModel):
     """
 
     def __init__(self, learner=None, *, covariates=(), horizon=None, times=()):
-        self.learner = learner
+        self.learner = learner if learner is None else at_horizon(learner, horizon)
         self.covariates = tuple(covariates)
         self.horizon = horizon
         self.times = tuple(times)
@@ -199,7 +199,8 @@ class BenefitModel(mlflow.pyfunc.PythonModel):
         self.covariates = tuple(config["covariates"])
         self.horizon = float(config["horizon"])
         self.times = tuple(float(t) for t in config["times"])
-        self.learner = read_learner(context.artifacts[LEARNER_ARTIFACT])
+        # a learner saved before learners took their horizon gets the model's
+        self.learner = at_horizon(read_learner(context.artifacts[LEARNER_ARTIFACT]), self.horizon)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """Benefit and per-arm survival of every patient (row) of ``model_input``.
@@ -230,7 +231,7 @@ class BenefitModel(mlflow.pyfunc.PythonModel):
                 "this model has no learner: load a saved one with mlflow.pyfunc.load_model"
             )
         X = select_covariates(model_input, self.covariates)
-        cate = self.learner.predict_cate(X, self.horizon)
+        cate = self.learner.predict_cate(X)
         curves = [self.learner.predict_survival(X, arm, self.times) for arm in (0, 1)]
         surv = pd.DataFrame(np.hstack(curves), columns=self.output_columns[2:], index=X.index)
         return pd.concat([cate[list(CATE_COLUMNS)], surv], axis=1)
@@ -318,14 +319,15 @@ def save_learner_model(
     >>> from stratify.data.trial_data import TrialData
     >>> from stratify.learners import CoxInteraction
     >>> trial = TrialData.from_frame(simulate_mirocals(220, seed=3), modifier="csf_pnfh")
-    >>> learner = CoxInteraction(modifier="csf_pnfh").fit(trial.X, trial.y, trial.arm)
+    >>> learner = CoxInteraction(modifier="csf_pnfh", horizon=640)
+    >>> learner = learner.fit(trial.X, trial.y, trial.arm)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     folder = save_learner_model(learner, f"{tmp}/model", covariates=trial.covariates,
     ...                                 horizon=640, times=[320, 640])
     ...     served = mlflow.pyfunc.load_model(str(folder)).predict(trial.X.head(2))
     >>> served.columns.tolist()[:4]
     ['cate_rmst', 'cate_surv', 'surv_control@320', 'surv_control@640']
-    >>> served[["cate_rmst", "cate_surv"]].equals(learner.predict_cate(trial.X.head(2), 640))
+    >>> served[["cate_rmst", "cate_surv"]].equals(learner.predict_cate(trial.X.head(2)))
     True
     """
     path = Path(path)
