@@ -46,7 +46,8 @@ class DRLearner(CATELearner):
     nuisance only changes their variance.
 
     The pseudo-outcomes are specific to the horizon, so the learner is fitted
-    for one ``horizon`` and refuses to predict at another (one set since). Survival curves
+    for one ``horizon`` and refuses to predict at another (one set since the
+    fit). Survival curves
     (:meth:`predict_survival`, used for risk metrics) come from a T-learner
     with the same base model as the nuisance, fitted on all training data:
     the effect estimates do not come from those curves.
