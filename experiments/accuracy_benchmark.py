@@ -82,7 +82,7 @@ def one_seed(raw: dict, design: str, n: int, seed: int) -> list[dict]:
         learner.fit(train.X, train.y, train.arm)
         fit_s, fit_cpu_s = time.perf_counter() - start, time.process_time() - cpu
         start = time.perf_counter()
-        cate = learner.predict_cate(test.X, config.horizon)
+        cate = learner.predict_cate(test.X)
         predict_s = time.perf_counter() - start
         row = {"design": design, "n": n, "seed": seed, "learner": spec.run_label}
         for estimand, truth in (("rmst", "tau_rmst"), ("surv", "tau_surv")):

@@ -247,9 +247,9 @@ def estimate(name: str, learner: str, mode: str, csf_params: dict):
             model = build(learner, csf_params, task_seed(seed, 0, 0, f), where)
             model.fit(X.iloc[train], y[train], arm[train])
             if hasattr(model, "predict_cate_interval"):
-                got = model.predict_cate_interval(X.iloc[test], where["horizon"])
+                got = model.predict_cate_interval(X.iloc[test])
             else:
-                got = model.predict_cate(X.iloc[test], where["horizon"])
+                got = model.predict_cate(X.iloc[test])
             parts.append(got.set_axis(test))
         est = pd.concat(parts).sort_index()
         est = est[[c for c in est if not c.endswith(("_low", "_high"))]]
@@ -265,7 +265,7 @@ def warm_up() -> None:
         return
     X, y, arm, _ = load("sim_mirocals_n220_s1")
     model = CausalSurvivalForest(horizon=640.0, n_estimators=4, n_jobs=1, random_state=0)
-    model.fit(X, y, arm).predict_cate_interval(X.head(5), 640.0)
+    model.fit(X, y, arm).predict_cate_interval(X.head(5))
     _WARM.add(CSF)
 
 

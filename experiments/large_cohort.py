@@ -258,7 +258,7 @@ def accuracy(learner, X_test, y_test, arm_test, truth) -> dict:
     """Survival-at-horizon error, CATE error and Harrell's C on held-out patients."""
     surv = learner.predict_survival(X_test, arm_test, [HORIZON])[:, 0]
     true_surv = np.where(arm_test == 1, truth["surv1"], truth["surv0"])
-    cate = learner.predict_cate(X_test, HORIZON)
+    cate = learner.predict_cate(X_test)
     true_cate = truth["surv1"] - truth["surv0"]
     true_rmst = truth["rmst1"] - truth["rmst0"]
     return {
@@ -285,7 +285,7 @@ def run_setting(spec: dict) -> dict:
     learner.predict_survival(X_test, arm_test, [HORIZON])
     out["predict_horizon_s"] = time.perf_counter() - wall
     wall = time.perf_counter()
-    learner.predict_cate(X_test, HORIZON)
+    learner.predict_cate(X_test)
     out["predict_cate_s"] = time.perf_counter() - wall
     if spec["accuracy"]:
         out |= accuracy(learner, X_test, y_test, arm_test, truth)

@@ -45,13 +45,11 @@ import pandas as pd
 from stratify.data.simulate import simulate_mirocals
 from stratify.data.trial_data import TrialData
 from stratify.learners import make_learner
-from stratify.learners.base_models import (
-    check_fit_inputs,
-    event_times,
-    fit_base_model,
-    fit_outcome,
-)
+from stratify.learners.base_models import fit_base_model
+from stratify.learners.checks import check_fit_inputs
+from stratify.learners.coarsening import fit_outcome
 from stratify.learners.meta import TLearner
+from stratify.learners.survival import event_times
 
 HORIZON = 640.0
 N_TEST = 2000
@@ -75,8 +73,8 @@ DR_RULES = {
 class RuleTLearner(TLearner):
     """A T-learner (random survival forests) whose leaf size is ``rule(patients in the arm)``."""
 
-    def __init__(self, *, rule=None, random_state=None):
-        super().__init__(base="rsf", random_state=random_state)
+    def __init__(self, *, rule=None, horizon=None, random_state=None):
+        super().__init__(base="rsf", horizon=horizon, random_state=random_state)
         self.rule = rule
 
     def fit(self, X, y, arm):
@@ -108,7 +106,7 @@ def run_trial(design: str, n: int, seed: int) -> list[dict]:
     train, _ = _trial(n, seed, design)
     test, truth = _trial(N_TEST, seed + TEST_OFFSET, design)
     learners = {
-        ("t_learner", name): (RuleTLearner(rule=rule, random_state=seed), None)
+        ("t_learner", name): (RuleTLearner(rule=rule, horizon=HORIZON, random_state=seed), None)
         for name, rule in T_RULES.items()
     }
     for name, rule in DR_RULES.items():
@@ -125,7 +123,7 @@ def run_trial(design: str, n: int, seed: int) -> list[dict]:
     for (learner_name, variant), (learner, leaf) in learners.items():
         start = time.perf_counter()
         learner.fit(train.X, train.y, train.arm)
-        estimate = learner.predict_cate(test.X, HORIZON)["cate_rmst"].to_numpy()
+        estimate = learner.predict_cate(test.X)["cate_rmst"].to_numpy()
         if leaf is None:
             leaf = "/".join(str(k) for k in learner.leaf_sizes_)
         rows.append(

@@ -251,7 +251,7 @@ def test_intervals_surround_the_estimates_and_cover_the_truth_at_n_2000():
     oob = learner.oob_cate_
     covered = np.abs(oob["cate_rmst"] - frame["tau_rmst"]) <= 1.96 * oob["cate_rmst_se"]
     assert covered.mean() > 0.75
-    new = learner.predict_cate_interval(frame[COVARIATES].iloc[:50], HORIZON, level=0.9)
+    new = learner.predict_cate_interval(frame[COVARIATES].iloc[:50], level=0.9)
     assert (new["cate_rmst_low"] < new["cate_rmst"]).all()
     assert (new["cate_surv_high"] > new["cate_surv"]).all()
     width = new["cate_rmst_high"] - new["cate_rmst_low"]
@@ -274,7 +274,7 @@ def test_shap_is_exact_and_matches_brute_force_shapley_values():
     assert is_tree_learner(learner)
     path = benefit_shap(learner, X.iloc[:30], HORIZON)
     assert path.method == "exact TreeSHAP"
-    cate = learner.predict_cate(X.iloc[:30], HORIZON)
+    cate = learner.predict_cate(X.iloc[:30])
     for name in ("cate_rmst", "cate_surv"):
         exp = path.explanations[name]
         np.testing.assert_allclose(exp.base_values + exp.values.sum(axis=1), cate[name], atol=1e-9)
@@ -317,9 +317,9 @@ def test_refuses_another_horizon_and_other_columns():
     learner = fit(mirocals(200, 3), n_estimators=20)
     X = mirocals(200, 3)[COVARIATES].astype(float)
     with pytest.raises(StratifyInputError, match="fitted for horizon 640"):
-        learner.predict_cate(X, 365.0)
+        learner.set_params(horizon=365.0).predict_cate(X)
     with pytest.raises(StratifyInputError, match="differ from the learner's covariates"):
-        learner.predict_cate(X[COVARIATES[::-1]], HORIZON)
+        learner.set_params(horizon=HORIZON).predict_cate(X[COVARIATES[::-1]])
 
 
 def test_kernels_are_compiled_by_one_toy_fit_per_process(monkeypatch):

@@ -16,11 +16,12 @@ from sksurv.util import Surv
 from stratify.config import ExperimentConfig
 from stratify.data.source import load_trial
 from stratify.exceptions import StratifyInputError
-from stratify.learners.base_models import fit_base_model, forest_survival_at, survival_at
+from stratify.learners.base_models import fit_base_model
 from stratify.learners.dr import DRLearner
 from stratify.learners.meta import TLearner
 from stratify.learners.registry import make_learner
 from stratify.learners.scores import dr_scores
+from stratify.learners.survival import forest_survival_at, survival_at
 from stratify.pipeline.experiment import learn
 from stratify.trial.km import arm_survival
 
@@ -99,13 +100,13 @@ def test_forest_fitted_on_one_distinct_time_gives_kaplan_meier():
 def test_t_learner_arm_with_one_distinct_time_has_its_survival():
     """The treated forest sees a single time: its curves are ~KM, not 0, and cate_surv follows."""
     X, y, arm = trial("admin", n=400)
-    learner = TLearner(random_state=0).fit(X, y, arm)
+    learner = TLearner(random_state=0, horizon=HORIZON).fit(X, y, arm)
     s1 = learner.predict_survival(X, 1, [0.5, HORIZON])
     assert np.all(s1[:, 0] == 1.0)  # no treated death before the horizon
     treated_km = 1.0 - y["event"][arm == 1].mean()
     assert abs(s1[:, 1].mean() - treated_km) < 0.05
     _, d_surv = km_differences(y, arm)
-    assert abs(learner.predict_cate(X, HORIZON)["cate_surv"].mean() - d_surv) < 0.1
+    assert abs(learner.predict_cate(X)["cate_surv"].mean() - d_surv) < 0.1
 
 
 @pytest.mark.parametrize("nuisance", ["rsf", "coxph"])
@@ -130,7 +131,7 @@ def test_every_learner_handles_the_event_times(design, name, params):
     X, y, arm = trial(design)
     learner = make_learner(name, params, random_state=0, modifier="x1", horizon=HORIZON)
     learner.fit(X, y, arm)
-    cate = learner.predict_cate(X, HORIZON)
+    cate = learner.predict_cate(X)
     assert np.isfinite(cate.to_numpy()).all()
     if name != "dr_learner":  # a regression of noisy scores may leave [-1, 1]; curves may not
         assert np.all(np.abs(cate["cate_rmst"]) <= HORIZON)
@@ -149,8 +150,8 @@ def test_effects_in_years_are_effects_in_days_rescaled(name, params):
     h_days = HORIZON * DAYS_PER_YEAR
     years = make_learner(name, params, random_state=0, modifier="x1", horizon=HORIZON)
     days = make_learner(name, params, random_state=0, modifier="x1", horizon=h_days)
-    in_years = years.fit(X, y, arm).predict_cate(X, HORIZON)
-    in_days = days.fit(X, y_days, arm).predict_cate(X, h_days)
+    in_years = years.fit(X, y, arm).predict_cate(X)
+    in_days = days.fit(X, y_days, arm).predict_cate(X)
     np.testing.assert_allclose(
         in_days["cate_rmst"] / DAYS_PER_YEAR, in_years["cate_rmst"], atol=1e-9
     )

@@ -251,9 +251,7 @@ def test_learners_get_nested_runs_with_the_contract_metrics(store):
     mlflow.set_tracking_uri(result.store.tracking_uri)
     for label, child_id in result.learner_run_ids.items():
         served = mlflow.pyfunc.load_model(f"runs:/{child_id}/model").predict(result.data.X)
-        fitted = result.explained.learners[label].learner.predict_cate(
-            result.data.X, result.config.horizon
-        )
+        fitted = result.explained.learners[label].learner.predict_cate(result.data.X)
         for column in ("cate_rmst", "cate_surv"):
             np.testing.assert_array_equal(served[column], fitted[column])
         assert client.get_run(child_id).data.tags["stratify.model_uri"].startswith("models:/")

@@ -46,9 +46,7 @@ def exact_reference(learner, X, background, estimand):
     columns = list(X.columns)
 
     def f(values):
-        return learner.predict_cate(pd.DataFrame(values, columns=columns), HORIZON)[
-            estimand
-        ].to_numpy()
+        return learner.predict_cate(pd.DataFrame(values, columns=columns))[estimand].to_numpy()
 
     masker = shap.maskers.Independent(background.to_numpy(), max_samples=len(background))
     return shap.ExactExplainer(f, masker)(X.to_numpy()).values
@@ -63,7 +61,7 @@ def test_shap_of_benefit_adds_up_to_the_estimate(trial, fitted, name, with_backg
         pytest.skip("model-agnostic explainers always use a background")
     background = X.iloc[::10] if with_background else None
     explanation = benefit_shap(learner, X.iloc[:40], HORIZON, background=background)
-    predicted = learner.predict_cate(X.iloc[:40], HORIZON)
+    predicted = learner.predict_cate(X.iloc[:40])
     # every path works in float64: path-dependent TreeSHAP (shap), interventional TreeSHAP
     # (stratify's closed form) and Kernel SHAP on all coalitions; the issue asks for 1e-8
     rtol = 1e-10

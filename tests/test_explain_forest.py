@@ -47,7 +47,7 @@ from stratify.explain.trees import (
     regression_forest_model,
     tree_model,
 )
-from stratify.learners.base_models import survival_at
+from stratify.learners.survival import survival_at
 
 EXACT, PATH, INTERVENTIONAL = 1e-12, 1e-8, 1e-10
 ARM = 0  # column of the treatment arm in the simulated trial

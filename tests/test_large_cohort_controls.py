@@ -31,14 +31,10 @@ from stratify.exceptions import StratifyInputError
 from stratify.explain.benefit import benefit_shap, explained_rows
 from stratify.learners import DRLearner, SLearner, TLearner, make_base_model, make_learner
 from stratify.learners.base import restricted_mean, rmst_grid
-from stratify.learners.base_models import (
-    bin_covariates,
-    coarsen_times,
-    fit_base_model,
-    forest_survival_at,
-    quantile_edges,
-    survival_at,
-)
+from stratify.learners.base_models import fit_base_model
+from stratify.learners.binning import bin_covariates, quantile_edges
+from stratify.learners.coarsening import coarsen_times
+from stratify.learners.survival import forest_survival_at, survival_at
 
 HORIZON = 640.0
 SMALL = {"n_estimators": 10}
@@ -158,7 +154,7 @@ def test_rmst_with_a_time_grid_integrates_the_gridded_curves_exactly():
     fine = np.union1d(rmst_grid(learner, HORIZON), np.linspace(0, HORIZON, 2001))
     by_hand = [restricted_mean(learner.predict_survival(d.X, a, fine), fine) for a in (0, 1)]
     np.testing.assert_allclose(
-        learner.predict_cate(d.X, HORIZON)["cate_rmst"], by_hand[1] - by_hand[0], atol=1e-9
+        learner.predict_cate(d.X)["cate_rmst"], by_hand[1] - by_hand[0], atol=1e-9
     )
 
 
@@ -188,7 +184,7 @@ def test_max_bins_learner_is_explained_exactly():
     learner = build("t_learner", base_params=SMALL, time_grid=20, max_bins=16)
     learner.fit(d.X, d.y, d.arm)
     explanation = benefit_shap(learner, d.X.iloc[:40], HORIZON)
-    cate = learner.predict_cate(d.X.iloc[:40], HORIZON)
+    cate = learner.predict_cate(d.X.iloc[:40])
     for estimand, e in explanation.explanations.items():
         np.testing.assert_allclose(
             e.base_values + e.values.sum(axis=1), cate[estimand], rtol=0, atol=1e-9
@@ -231,7 +227,7 @@ def test_min_samples_leaf_and_n_jobs_reach_the_forest_and_n_jobs_changes_nothing
         leaves = tree.tree_.children_left < 0
         assert tree.tree_.n_node_samples[leaves].min() >= 30
     np.testing.assert_array_equal(
-        one.predict_cate(d.X, HORIZON).to_numpy(), two.predict_cate(d.X, HORIZON).to_numpy()
+        one.predict_cate(d.X).to_numpy(), two.predict_cate(d.X).to_numpy()
     )
 
 
@@ -243,8 +239,8 @@ def test_dr_learner_final_forest_controls():
     assert one.final_rmst_.max_samples == 0.5
     # scikit-learn adds the threads' trees in the order they finish: the last bits may differ
     np.testing.assert_allclose(
-        one.predict_cate(d.X, HORIZON).to_numpy(),
-        two.predict_cate(d.X, HORIZON).to_numpy(),
+        one.predict_cate(d.X).to_numpy(),
+        two.predict_cate(d.X).to_numpy(),
         rtol=1e-12,
         atol=1e-12,
     )

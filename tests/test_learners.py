@@ -94,7 +94,7 @@ def estimates(name: str, effect: str, swapped: bool = False) -> pd.DataFrame:
     """cate of a default learner fitted on the n = 1000 trial of ``effect`` (fitted once)."""
     data = trial(1000, SEEDS[effect], effect)
     arm = 1 - data.arm if swapped else data.arm
-    return build(name, seed=5).fit(data.X, data.y, arm).predict_cate(data.X, HORIZON)
+    return build(name, seed=5).fit(data.X, data.y, arm).predict_cate(data.X)
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +128,10 @@ def test_clone_and_get_params_round_trip(name):
 def test_fit_returns_self_and_predictions_have_the_contract_shape(name, small):
     learner = build(name)
     with pytest.raises(NotFittedError):
-        learner.predict_cate(small.X, HORIZON)
+        learner.predict_cate(small.X)
     assert learner.fit(small.X, small.y, small.arm) is learner
     X_new = small.X.iloc[::4]
-    cate = learner.predict_cate(X_new, HORIZON)
+    cate = learner.predict_cate(X_new)
     assert list(cate.columns) == list(CATE_COLUMNS)
     assert cate.index.equals(X_new.index)
     assert np.isfinite(cate.to_numpy()).all()
@@ -152,8 +152,8 @@ def test_fit_returns_self_and_predictions_have_the_contract_shape(name, small):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_same_random_state_same_estimates(name, small):
-    first = build(name, seed=4).fit(small.X, small.y, small.arm).predict_cate(small.X, HORIZON)
-    again = build(name, seed=4).fit(small.X, small.y, small.arm).predict_cate(small.X, HORIZON)
+    first = build(name, seed=4).fit(small.X, small.y, small.arm).predict_cate(small.X)
+    again = build(name, seed=4).fit(small.X, small.y, small.arm).predict_cate(small.X)
     pd.testing.assert_frame_equal(first, again)
 
 
@@ -180,8 +180,8 @@ def test_no_effect_gives_small_estimates(name):
 
 @pytest.mark.parametrize("name", sorted(EXACT_SWAP))
 def test_swapping_arms_flips_the_estimates_exactly(name, small):
-    cate = build(name).fit(small.X, small.y, small.arm).predict_cate(small.X, HORIZON)
-    flipped = build(name).fit(small.X, small.y, 1 - small.arm).predict_cate(small.X, HORIZON)
+    cate = build(name).fit(small.X, small.y, small.arm).predict_cate(small.X)
+    flipped = build(name).fit(small.X, small.y, 1 - small.arm).predict_cate(small.X)
     np.testing.assert_allclose(flipped.to_numpy(), -cate.to_numpy(), rtol=0, atol=EXACT_SWAP[name])
 
 
@@ -331,7 +331,7 @@ def test_dr_learner_regresses_the_scores_and_keeps_the_final_models(small, monke
     learner = DRLearner(horizon=HORIZON, n_folds=3, random_state=8).fit(small.X, small.y, small.arm)
     assert _stub_scores.calls == [{"horizon": HORIZON, "n_folds": 3, "seed": 8}]
     assert isinstance(learner.final_rmst_, RandomForestRegressor)
-    cate = learner.predict_cate(small.X, HORIZON)
+    cate = learner.predict_cate(small.X)
     np.testing.assert_array_equal(cate["cate_surv"], learner.final_surv_.predict(small.X))
     old = small.X["age"] > 60
     gap = cate["cate_rmst"][old].mean() - cate["cate_rmst"][~old].mean()
@@ -341,7 +341,7 @@ def test_dr_learner_regresses_the_scores_and_keeps_the_final_models(small, monke
 def test_dr_learner_refuses_another_horizon(small):
     learner = DRLearner(horizon=HORIZON, random_state=0).fit(small.X, small.y, small.arm)
     with pytest.raises(StratifyInputError, match=r"fitted for horizon 640; .* at 365"):
-        learner.predict_cate(small.X, 365.0)
+        learner.set_params(horizon=365.0).predict_cate(small.X)
 
 
 def test_dr_learner_needs_a_horizon(small):

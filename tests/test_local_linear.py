@@ -171,7 +171,7 @@ def test_a_small_forest_with_a_modifier_fits_at_small_n():
     trial = TrialData.from_frame(simulate_mirocals(120, seed=5), modifier="csf_pnfh")
     forest = CausalSurvivalForest(n_estimators=20, horizon=640, modifier="csf_pnfh", random_state=0)
     forest.fit(trial.X, trial.y, trial.arm)
-    assert np.isfinite(forest.predict_cate(trial.X, 640)["cate_rmst"]).all()
+    assert np.isfinite(forest.predict_cate(trial.X)["cate_rmst"]).all()
 
 
 # --- the learner with a modifier ---------------------------------------------------------
@@ -220,7 +220,7 @@ def test_new_patients_get_the_corrected_estimates_and_intervals():
     frame = mirocals(300, 5)
     learner = fit(frame, ll_lambda=0.1)
     X = frame[COVARIATES].astype(float)
-    new = learner.predict_cate_interval(X.iloc[:40], HORIZON)
+    new = learner.predict_cate_interval(X.iloc[:40])
     assert np.all(new["cate_rmst_se"] > 0)
     assert (new["cate_rmst_low"] < new["cate_rmst"]).all()
     # the correction is applied to new patients too: their estimates fall with pNFH (the
@@ -239,7 +239,7 @@ def test_a_corrected_forest_is_explained_model_agnostically_and_additively():
     assert not is_tree_learner(learner)
     got = benefit_shap(learner, X.iloc[:5], HORIZON, background=X.iloc[100:110])
     assert got.method.startswith("model-agnostic")
-    cate = learner.predict_cate(X.iloc[:5], HORIZON)
+    cate = learner.predict_cate(X.iloc[:5])
     exp = got.explanations["cate_rmst"]
     total = exp.base_values + exp.values.sum(axis=1)
     np.testing.assert_allclose(total, cate["cate_rmst"], atol=1e-6)
@@ -285,7 +285,7 @@ def test_walking_the_trees_gives_the_coalition_values_of_the_predictions(params)
     data, background = X[:6], X[100:112]
 
     def predict(rows):
-        out = learner.predict_cate(pd.DataFrame(rows, columns=COVARIATES), HORIZON)
+        out = learner.predict_cate(pd.DataFrame(rows, columns=COVARIATES))
         return out[["cate_rmst", "cate_surv"]].to_numpy()
 
     walked = causal_forest_values(learner, data, background)

@@ -93,7 +93,7 @@ def expected(learner, X) -> pd.DataFrame:
     curves = [learner.predict_survival(X, arm, TIMES) for arm in (0, 1)]
     columns = output_columns(TIMES)
     frame = pd.DataFrame(np.hstack(curves), columns=columns[2:], index=X.index)
-    return pd.concat([learner.predict_cate(X, HORIZON), frame], axis=1)
+    return pd.concat([learner.predict_cate(X), frame], axis=1)
 
 
 def test_the_mirocals_config_serves_every_learner(learners):

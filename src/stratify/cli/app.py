@@ -153,8 +153,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     data = load_trial(config)  # before the heavy imports: a bad file is reported at once
-    from stratify.pipeline.experiment import analyse
+    from stratify.pipeline.experiment import analyse, check_learners
 
+    check_learners(config, data)  # each learner's parameters against its table, as run does
     analyse(config, data)
     print(f"{args.config}: valid. {data.summary()}")
     print(f"  treated arm: {data.arm_labels[1]!r}, control arm: {data.arm_labels[0]!r}")

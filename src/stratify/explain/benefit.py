@@ -60,7 +60,7 @@ from stratify.explain.trees import (
     tree_model,
 )
 from stratify.learners import CausalSurvivalForest, DRLearner, SLearner, TLearner
-from stratify.learners.base import CATELearner, rmst_grid
+from stratify.learners.base import CATELearner, at_horizon, rmst_grid
 
 #: Largest number of covariates for which the model-agnostic path is exact.
 EXACT_MAX_FEATURES = 10
@@ -130,6 +130,7 @@ def benefit_shap(
         equals the learner's ``predict_cate`` (to rounding for exact paths;
         the permutation path is additive by construction too).
     """
+    learner = at_horizon(learner, horizon)  # one fitted for another horizon refuses, clearly
     X = _check_frame(learner, X)
     bg = None if background is None else _check_frame(learner, background)
     trees = _benefit_trees(learner, horizon)
@@ -140,8 +141,8 @@ def benefit_shap(
         )  # fmt: skip
         return BenefitExplanation(_split(exp, X.shape[1]), "exact TreeSHAP")
     if isinstance(learner, DRLearner) and learner.final == "forest":
-        return _dr_forest(learner, X, bg, horizon)
-    return _agnostic(learner, X, bg if bg is not None else X, horizon, max_evals)
+        return _dr_forest(learner, X, bg)
+    return _agnostic(learner, X, bg if bg is not None else X, max_evals)
 
 
 def time_dependent_benefit_shap(
@@ -286,7 +287,7 @@ def is_tree_learner(learner: CATELearner) -> bool:
     if isinstance(learner, SLearner):
         return isinstance(learner.model_, _FORESTS)
     if isinstance(learner, CausalSurvivalForest):
-        return _causal_forest_trees(learner, learner.horizon_) is not None
+        return _causal_forest_trees(learner) is not None
     return isinstance(learner, DRLearner) and learner.final == "forest"
 
 
@@ -322,7 +323,7 @@ def _arm_trees(learner, output: str, times) -> tuple[TreeModel, TreeModel] | Non
 
 def _benefit_trees(learner, horizon: float) -> TreeModel | None:
     if isinstance(learner, CausalSurvivalForest):
-        return _causal_forest_trees(learner, horizon)
+        return _causal_forest_trees(learner)
     grid = rmst_grid(learner, horizon)
     pair = _arm_trees(learner, "survival", grid)
     if pair is None:
@@ -330,7 +331,7 @@ def _benefit_trees(learner, horizon: float) -> TreeModel | None:
     return combine([pair[1], pair[0].scale(-1.0)]).map_outputs(_weights(grid))
 
 
-def _causal_forest_trees(learner: CausalSurvivalForest, horizon: float) -> TreeModel | None:
+def _causal_forest_trees(learner: CausalSurvivalForest) -> TreeModel | None:
     """Both estimands as one two-output sum of trees (None where not additive).
 
     Estimand ``k``'s forest goes to output ``k``; its shrinkage toward the
@@ -338,7 +339,7 @@ def _causal_forest_trees(learner: CausalSurvivalForest, horizon: float) -> TreeM
     A local linear correction (``ll_lambda_`` finite) is a ratio of sums over
     trees, not a sum: such a forest is explained model-agnostically.
     """
-    learner.predict_cate(pd.DataFrame(columns=learner.feature_names_in_), horizon)  # horizon
+    learner.predict_cate(pd.DataFrame(columns=learner.feature_names_in_))  # horizon
     if any(np.isfinite(lam) for lam in learner.ll_lambda_.values()):
         return None
     parts = []
@@ -379,8 +380,8 @@ def _split(exp: shap.Explanation, n_features: int | None = None) -> dict[str, sh
     return out
 
 
-def _dr_forest(learner: DRLearner, X, bg, horizon) -> BenefitExplanation:
-    learner.predict_cate(X.iloc[:1], horizon)  # refuses another horizon, clearly
+def _dr_forest(learner: DRLearner, X, bg) -> BenefitExplanation:
+    learner.predict_cate(X.iloc[:1])  # refuses another horizon, clearly
     out = {}
     for name, model in (("cate_rmst", learner.final_rmst_), ("cate_surv", learner.final_surv_)):
         out[name] = explain_trees(
@@ -389,12 +390,12 @@ def _dr_forest(learner: DRLearner, X, bg, horizon) -> BenefitExplanation:
     return BenefitExplanation(out, "exact TreeSHAP (final forests)")
 
 
-def _agnostic(learner, X, bg, horizon, max_evals) -> BenefitExplanation:
+def _agnostic(learner, X, bg, max_evals) -> BenefitExplanation:
     columns = list(X.columns)
 
     def predict(values: np.ndarray) -> np.ndarray:
         frame = pd.DataFrame(values, columns=columns)
-        return learner.predict_cate(frame, horizon)[list(ESTIMANDS)].to_numpy()
+        return learner.predict_cate(frame)[list(ESTIMANDS)].to_numpy()
 
     p, data, background = len(columns), X.to_numpy(dtype=float), bg.to_numpy(dtype=float)
     quiet = not progress.enabled()  # shap's own progress bar, where stratify shows bars
@@ -402,7 +403,7 @@ def _agnostic(learner, X, bg, horizon, max_evals) -> BenefitExplanation:
         warnings.simplefilter("ignore", FutureWarning)
         if p <= EXACT_MAX_FEATURES:
             if isinstance(learner, CausalSurvivalForest):
-                learner.predict_cate(X.iloc[:1], horizon)  # refuses another horizon, clearly
+                learner.predict_cate(X.iloc[:1])  # refuses another horizon, clearly
                 coalition_values = causal_forest_values(learner, data, background)
             else:
                 coalition_values = predicted_values(predict, data, background)

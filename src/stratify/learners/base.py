@@ -10,29 +10,72 @@ Learners follow scikit-learn's estimator contract (``__init__`` stores
 parameters only; ``fit`` validates and sets ``name_`` attributes; ``get_params``
 and ``clone`` work) with one addition: ``fit(X, y, arm)`` also takes the 0/1 arm.
 ``y`` is a scikit-survival structured array (``sksurv.util.Surv``).
+
+Every learner takes its ``horizon`` (days) as a parameter, which
+:meth:`CATELearner.predict_cate` uses, and declares what each of its
+parameters may be in one table, ``_parameter_constraints``
+(:mod:`stratify.learners.params`), checked by ``fit`` and by
+:func:`stratify.learners.registry.make_learner`.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from abc import ABCMeta, abstractmethod
+from numbers import Real
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from stratify.learners.base_models import by_arm, check_covariates, check_times
+from stratify.exceptions import StratifyInputError
+from stratify.learners.checks import by_arm, check_covariates, check_times
+from stratify.learners.params import Interval, Rule, check_params
 
 CATE_COLUMNS = ("cate_rmst", "cate_surv")
+
+#: The horizon every learner takes: None (not set yet) or a positive number of days.
+HORIZON = [None, Interval(Real, 0, None, closed="neither")]
+
+#: The rule of learners fitted for one horizon (their estimates are specific to it).
+HORIZON_REQUIRED = Rule(
+    lambda p: p["horizon"] is not None,
+    "horizon is None, but the learner needs the horizon it estimates effects at (the "
+    "experiment sets it; pass horizon= when building the learner yourself)",
+)
 
 
 class CATELearner(BaseEstimator, metaclass=ABCMeta):
     """Base class of survival treatment-effect learners.
 
     Subclasses implement :meth:`fit` and ``_survival_under(X, arm, times)`` (the
-    curves of all patients under one arm); input checks, per-patient arms, the
-    effect estimates and risk scores are handled here, the same way for every learner.
+    curves of all patients under one arm), declare their parameters in
+    ``_parameter_constraints`` (and ``_parameter_rules``), and call
+    :meth:`_check_params` first thing in :meth:`fit`; input checks, per-patient
+    arms, the horizon, the effect estimates and risk scores are handled here,
+    the same way for every learner.
     """
+
+    #: Parameter name -> allowed kinds (see :mod:`stratify.learners.params`).
+    _parameter_constraints: ClassVar[dict] = {"horizon": HORIZON}
+    #: Conditions relating parameters, checked after the table.
+    _parameter_rules: ClassVar[tuple] = ()
+
+    def _check_params(self) -> None:
+        """Check the parameters against the class's table and rules.
+
+        Raises
+        ------
+        StratifyInputError
+            One line naming the learner's class and the parameter.
+        """
+        try:
+            check_learner_params(self)
+        except StratifyInputError as err:
+            raise StratifyInputError(f"{type(self).__name__}: {err}") from None
 
     @abstractmethod
     def fit(self, X: pd.DataFrame, y: np.ndarray, arm: np.ndarray) -> CATELearner:
@@ -62,16 +105,26 @@ class CATELearner(BaseEstimator, metaclass=ABCMeta):
     def _survival_under(self, X: pd.DataFrame, arm: int, times: np.ndarray) -> np.ndarray:
         """Curves of every patient under one arm (0 or 1); inputs already checked."""
 
-    def predict_cate(self, X: pd.DataFrame, horizon: float) -> pd.DataFrame:
-        """Estimated benefit per patient at ``horizon``.
+    def predict_cate(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Estimated benefit per patient at the learner's ``horizon``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Covariates, columns as in :meth:`fit`.
 
         Returns
         -------
         pandas.DataFrame
             Columns ``cate_rmst`` (days) and ``cate_surv``, indexed like ``X``.
+
+        Raises
+        ------
+        StratifyInputError
+            If the learner has no horizon (see :meth:`_prediction_horizon`).
         """
         check_is_fitted(self)
-        grid = rmst_grid(self, horizon)
+        grid = rmst_grid(self, self._prediction_horizon())
         s0 = self.predict_survival(X, 0, grid)
         s1 = self.predict_survival(X, 1, grid)
         return pd.DataFrame(
@@ -90,6 +143,85 @@ class CATELearner(BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self)
         grid = rmst_grid(self, horizon)
         return 1.0 - restricted_mean(self.predict_survival(X, arm, grid), grid) / horizon
+
+    def _prediction_horizon(self) -> float:
+        """The horizon effects are estimated at: the ``horizon`` parameter, checked.
+
+        Learners fitted for one horizon (``horizon_`` set by ``fit``) refuse
+        a horizon changed since (``set_params``); others estimate at their
+        parameter, whatever it was when they were fitted (their curves hold
+        at every time).
+
+        Raises
+        ------
+        StratifyInputError
+            One line: no horizon, an invalid one, or not the fitted one.
+        """
+        name = type(self).__name__
+        horizon = getattr(self, "horizon", None)
+        if horizon is None:
+            raise StratifyInputError(
+                f"{name} has no horizon to estimate effects at: build it with horizon= "
+                "(the experiment sets it)"
+            )
+        try:
+            check_params({"horizon": HORIZON}, {"horizon": horizon})
+        except StratifyInputError as err:
+            raise StratifyInputError(f"{name}: {err}") from None
+        fitted = getattr(self, "horizon_", None)
+        if fitted is not None and not math.isclose(float(horizon), fitted, rel_tol=1e-9):
+            raise StratifyInputError(
+                f"{name} was fitted for horizon {fitted:g}; it cannot estimate effects at "
+                f"{float(horizon):g} without refitting"
+            )
+        return float(horizon)
+
+
+def check_learner_params(learner: CATELearner) -> None:
+    """Check a learner's parameters against its class's table and rules (no message prefix).
+
+    Parameters
+    ----------
+    learner : CATELearner
+        A learner (fitted or not).
+
+    Raises
+    ------
+    StratifyInputError
+        One line naming the parameter.
+    """
+    cls = type(learner)
+    check_params(cls._parameter_constraints, learner.get_params(deep=False), cls._parameter_rules)
+
+
+def at_horizon(learner: CATELearner, horizon: float) -> CATELearner:
+    """``learner``, or a shallow copy of it whose ``horizon`` is ``horizon``.
+
+    For callers that are handed a horizon with a fitted learner (a served
+    model's config, an explanation): a learner without one (saved before
+    learners took their horizon) gets it; one fitted for another horizon then
+    refuses in :meth:`CATELearner.predict_cate`, clearly. The learner itself
+    is left as it is.
+
+    Parameters
+    ----------
+    learner : CATELearner
+        A fitted learner.
+    horizon : float or None
+        The horizon (days); None leaves the learner as it is.
+
+    Returns
+    -------
+    CATELearner
+    """
+    if horizon is None:
+        return learner
+    current = getattr(learner, "horizon", None)
+    if current is not None and math.isclose(float(current), float(horizon), rel_tol=1e-9):
+        return learner
+    twin = copy.copy(learner)
+    twin.horizon = horizon
+    return twin
 
 
 def rmst_grid(learner: CATELearner, horizon: float) -> np.ndarray:

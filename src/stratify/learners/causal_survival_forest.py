@@ -28,8 +28,9 @@ from __future__ import annotations
 import hashlib
 import math
 import tempfile
-from numbers import Real
+from numbers import Integral, Real
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -42,15 +43,11 @@ from sksurv.util import Surv
 
 from stratify.exceptions import StratifyInputError
 from stratify.learners import honest_trees, local_linear, scores
-from stratify.learners.base import CATE_COLUMNS, CATELearner
-from stratify.learners.base_models import (
-    CONTROLS,
-    check_covariates,
-    check_fit_inputs,
-    check_integer,
-    check_number,
-)
+from stratify.learners.base import CATE_COLUMNS, HORIZON, HORIZON_REQUIRED, CATELearner
+from stratify.learners.base_models import CONTROLS
+from stratify.learners.checks import check_covariates, check_fit_inputs
 from stratify.learners.meta import TLearner
+from stratify.learners.params import Interval, Options, Rule
 
 #: How the estimates are pulled toward the average effect.
 SHRINKAGE = ("none", "calibrated")
@@ -188,6 +185,43 @@ class CausalSurvivalForest(CATELearner):
     #: The modifier is optional (the registry refuses learners that need one without it).
     needs_modifier = False
 
+    _parameter_constraints: ClassVar[dict] = {
+        "horizon": HORIZON,
+        "ci_group_size": [Interval(Integral, 1, None)],
+        "n_estimators": CONTROLS["n_estimators"],
+        "sample_fraction": [Interval(Real, 1e-6, 1)],
+        "mtry": [None, Interval(Integral, 1, None)],
+        "min_node_size": [Interval(Integral, 1, None)],
+        "alpha": [Interval(Real, 0, 0.25)],
+        "honesty": [Options((True, False))],
+        "honesty_fraction": [Interval(Real, 0.05, 0.95)],
+        "propensity": [None, Interval(Real, 1e-6, 1 - 1e-6)],
+        "nuisance": [Options(scores.NUISANCES)],
+        "censoring": [Options(scores.CENSORING)],
+        "shrinkage": [Options(SHRINKAGE)],
+        "n_folds": [Interval(Integral, 2, None)],
+        "linear_correction": [Options((True, False))],
+        "ll_lambda": [Options(("auto",)), Interval(Real, 0, math.inf, closed="neither")],
+        "n_jobs": CONTROLS["n_jobs"],
+    }
+    _parameter_rules: ClassVar[tuple] = (
+        HORIZON_REQUIRED,
+        Rule(
+            lambda p: p["n_estimators"] % p["ci_group_size"] == 0,
+            lambda p: (
+                f"n_estimators ({p['n_estimators']}) must be a multiple of ci_group_size "
+                f"({p['ci_group_size']})"
+            ),
+        ),
+        Rule(
+            lambda p: p["ci_group_size"] == 1 or p["sample_fraction"] <= 0.5,
+            lambda p: (
+                "sample_fraction must be a number in [1e-06, 0.5] with little bags "
+                f"(ci_group_size > 1; got {p['sample_fraction']!r})"
+            ),
+        ),
+    )
+
     def __init__(
         self,
         *,
@@ -230,52 +264,6 @@ class CausalSurvivalForest(CATELearner):
         self.shrinkage = shrinkage
         self.n_jobs = n_jobs
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        if self.horizon is None:
-            raise StratifyInputError(
-                "CausalSurvivalForest needs the horizon it estimates effects at"
-            )
-        check_number(self.horizon, "horizon", 1e-12, np.inf)
-        group = check_integer(self.ci_group_size, "ci_group_size", 1)
-        trees = check_integer(self.n_estimators, "n_estimators", group)
-        if trees % group:
-            raise StratifyInputError(
-                f"n_estimators ({trees}) must be a multiple of ci_group_size ({group})"
-            )
-        top = 0.5 if group > 1 else 1.0
-        check_number(self.sample_fraction, "sample_fraction", 1e-6, top)
-        if self.mtry is not None:
-            check_integer(self.mtry, "mtry", 1)
-        check_integer(self.min_node_size, "min_node_size", 1)
-        check_number(self.alpha, "alpha", 0.0, 0.25)
-        if not isinstance(self.honesty, bool):
-            raise StratifyInputError(f"honesty must be true or false (got {self.honesty!r})")
-        check_number(self.honesty_fraction, "honesty_fraction", 0.05, 0.95)
-        if self.propensity is not None:
-            check_number(self.propensity, "propensity", 1e-6, 1 - 1e-6)
-        choices = {
-            "nuisance": scores.NUISANCES,
-            "censoring": scores.CENSORING,
-            "shrinkage": SHRINKAGE,
-        }
-        for name, valid in choices.items():
-            if getattr(self, name) not in valid:
-                listed = ", ".join(repr(v) for v in valid)
-                raise StratifyInputError(
-                    f"{name} must be one of {listed} (got {getattr(self, name)!r})"
-                )
-        check_integer(self.n_folds, "n_folds", 2)
-        if not isinstance(self.linear_correction, bool):
-            raise StratifyInputError(
-                f"linear_correction must be true or false (got {self.linear_correction!r})"
-            )
-        lam = self.ll_lambda
-        if lam != "auto" and (
-            isinstance(lam, bool) or not isinstance(lam, Real) or not 0 < lam < np.inf
-        ):
-            raise StratifyInputError(f'll_lambda must be "auto" or a positive number (got {lam!r})')
-        CONTROLS["n_jobs"](self.n_jobs, "n_jobs")
 
     def fit(self, X, y, arm) -> CausalSurvivalForest:
         """Cross-fit the nuisances and grow the forests.
@@ -443,33 +431,29 @@ class CausalSurvivalForest(CATELearner):
         se = np.sqrt(lam**2 * var + (1 - lam) ** 2 * self.average_effect_se_[name] ** 2)
         return est, se
 
-    def predict_cate(self, X, horizon=None) -> pd.DataFrame:
-        """Estimated benefit of new patients, from all trees.
+    def predict_cate(self, X) -> pd.DataFrame:
+        """Estimated benefit of new patients at the fitted horizon, from all trees.
 
         Parameters
         ----------
         X : pandas.DataFrame
             Covariates, columns as in :meth:`fit`.
-        horizon : float, optional
-            Must be the fitted horizon if given.
 
         Returns
         -------
         pandas.DataFrame
             Columns ``cate_rmst`` and ``cate_surv``, indexed like ``X``.
         """
-        frame = self._predict(X, horizon, variance=False)
+        frame = self._predict(X, variance=False)
         return frame[list(CATE_COLUMNS)]
 
-    def predict_cate_interval(self, X, horizon=None, *, level: float = 0.95) -> pd.DataFrame:
-        """Estimates with standard errors and confidence intervals.
+    def predict_cate_interval(self, X, *, level: float = 0.95) -> pd.DataFrame:
+        """Estimates at the fitted horizon with standard errors and confidence intervals.
 
         Parameters
         ----------
         X : pandas.DataFrame
             Covariates, columns as in :meth:`fit`.
-        horizon : float, optional
-            Must be the fitted horizon if given.
         level : float
             Confidence level of the normal intervals.
 
@@ -478,15 +462,11 @@ class CausalSurvivalForest(CATELearner):
         pandas.DataFrame
             For each estimand ``e``: ``e``, ``e_se``, ``e_low``, ``e_high``.
         """
-        return with_intervals(self._predict(X, horizon, variance=True), level)
+        return with_intervals(self._predict(X, variance=True), level)
 
-    def _predict(self, X, horizon, *, variance: bool) -> pd.DataFrame:
+    def _predict(self, X, *, variance: bool) -> pd.DataFrame:
         check_is_fitted(self)
-        if horizon is not None and not math.isclose(float(horizon), self.horizon_, rel_tol=1e-9):
-            raise StratifyInputError(
-                f"CausalSurvivalForest was fitted for horizon {self.horizon_:g}; it cannot "
-                f"estimate effects at {float(horizon):g} without refitting"
-            )
+        self._prediction_horizon()  # refuses a horizon set since the fit
         index = getattr(X, "index", None)
         X = check_covariates(X)
         if list(X.columns) != list(self.feature_names_in_):

@@ -9,6 +9,9 @@ estimates follow from the curves like every other learner's.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
@@ -19,14 +22,10 @@ from sksurv.util import check_y_survival
 
 from stratify.data.covariates import ARM_TERM
 from stratify.exceptions import StratifyInputError
-from stratify.learners.base import CATELearner
-from stratify.learners.base_models import (
-    check_fit_inputs,
-    check_integer,
-    check_number,
-    event_times,
-    ph_survival_at,
-)
+from stratify.learners.base import HORIZON, CATELearner
+from stratify.learners.checks import check_fit_inputs
+from stratify.learners.params import Interval, Rule
+from stratify.learners.survival import event_times, ph_survival_at
 
 
 class CoxnetInteraction(CATELearner):
@@ -57,6 +56,8 @@ class CoxnetInteraction(CATELearner):
         zeroes every penalised coefficient down to 1 % of it.
     cv_folds : int
         Folds of the inner cross-validation (stratified by event).
+    horizon : float, optional
+        Horizon (days) of :meth:`predict_cate`; set by the experiment.
     random_state : int, optional
         Seed of the fold assignment.
 
@@ -77,20 +78,36 @@ class CoxnetInteraction(CATELearner):
         Columns of ``X`` seen in :meth:`fit`.
     """
 
-    def __init__(self, *, l1_ratio=0.5, alpha=None, n_alphas=50, cv_folds=3, random_state=None):
+    _parameter_constraints: ClassVar[dict] = {
+        "l1_ratio": [Interval(Real, 0, 1)],
+        "alpha": [None, Interval(Real, 0, None, closed="neither")],
+        "n_alphas": [Interval(Integral, 2, None)],
+        "cv_folds": [Interval(Integral, 2, None)],
+        "horizon": HORIZON,
+    }
+    _parameter_rules: ClassVar[tuple] = (
+        Rule(
+            lambda p: p["l1_ratio"] > 0,
+            "l1_ratio must be above 0 (0 would be pure ridge: use 0.01)",
+        ),
+    )
+
+    def __init__(
+        self,
+        *,
+        l1_ratio=0.5,
+        alpha=None,
+        n_alphas=50,
+        cv_folds=3,
+        horizon=None,
+        random_state=None,
+    ):
         self.l1_ratio = l1_ratio
         self.alpha = alpha
         self.n_alphas = n_alphas
         self.cv_folds = cv_folds
+        self.horizon = horizon
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        if check_number(self.l1_ratio, "l1_ratio", 0.0, 1.0) == 0:
-            raise StratifyInputError("l1_ratio must be above 0 (0 would be pure ridge: use 0.01)")
-        if self.alpha is not None and check_number(self.alpha, "alpha", 0.0, np.inf) == 0:
-            raise StratifyInputError("alpha must be positive, or None to choose it")
-        check_integer(self.n_alphas, "n_alphas", 2)
-        check_integer(self.cv_folds, "cv_folds", 2)
 
     def fit(self, X, y, arm) -> CoxnetInteraction:
         """Standardise the interaction design, choose the penalty, fit the model.
@@ -181,6 +198,8 @@ class CoxInteraction(CATELearner):
         The biomarker, a column of ``X`` (the config's ``data.modifier``).
     alpha : float
         Ridge penalty on the standardised design (``CoxPHSurvivalAnalysis.alpha``).
+    horizon : float, optional
+        Horizon (days) of :meth:`predict_cate`; set by the experiment.
 
     Attributes
     ----------
@@ -197,12 +216,15 @@ class CoxInteraction(CATELearner):
         Columns of ``X`` seen in :meth:`fit`.
     """
 
-    def __init__(self, *, modifier=None, alpha=1e-4):
+    _parameter_constraints: ClassVar[dict] = {
+        "alpha": [Interval(Real, 0, None)],
+        "horizon": HORIZON,
+    }
+
+    def __init__(self, *, modifier=None, alpha=1e-4, horizon=None):
         self.modifier = modifier
         self.alpha = alpha
-
-    def _check_params(self) -> None:
-        check_number(self.alpha, "alpha", 0.0, np.inf)
+        self.horizon = horizon
 
     def fit(self, X, y, arm) -> CoxInteraction:
         """Fit the Cox model with the arm × modifier interaction.

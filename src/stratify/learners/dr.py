@@ -10,7 +10,8 @@ kept (``final_rmst_``, ``final_surv_``) so that they can be explained.
 from __future__ import annotations
 
 import math
-from numbers import Integral
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -21,17 +22,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from stratify.exceptions import StratifyInputError
 from stratify.learners import scores
-from stratify.learners.base import CATELearner
-from stratify.learners.base_models import (
-    CONTROLS,
-    check_covariates,
-    check_fit_inputs,
-    check_integer,
-    check_number,
-)
+from stratify.learners.base import HORIZON, HORIZON_REQUIRED, CATELearner
+from stratify.learners.base_models import CONTROLS
+from stratify.learners.checks import check_covariates, check_fit_inputs
 from stratify.learners.meta import TLearner
+from stratify.learners.params import Interval, Options
 
 #: Final-stage regressions of the pseudo-outcomes, by name.
 FINALS = ("forest", "linear")
@@ -50,7 +46,8 @@ class DRLearner(CATELearner):
     nuisance only changes their variance.
 
     The pseudo-outcomes are specific to the horizon, so the learner is fitted
-    for one ``horizon`` and refuses to predict at another. Survival curves
+    for one ``horizon`` and refuses to predict at another (one set since the
+    fit). Survival curves
     (:meth:`predict_survival`, used for risk metrics) come from a T-learner
     with the same base model as the nuisance, fitted on all training data:
     the effect estimates do not come from those curves.
@@ -78,14 +75,15 @@ class DRLearner(CATELearner):
         as the share treated.
     n_estimators : int
         Trees of the final forest.
-    min_samples_leaf : int, optional
+    min_samples_leaf : int or float, optional
         Smallest leaf of the final forest: the scores are noisy, so leaves
         must average many of them. None (the default): grow with the
         training patients ``n`` as :func:`final_leaf_size`,
         max(20, floor(sqrt(2 n))): 20 up to n = 220 (MIROCALS), 63 at
         n = 2,000, so the heterogeneity the final forest invents from the
         scores' noise shrinks as the trial grows. An integer: that leaf size
-        at any ``n``.
+        at any ``n``; a fraction in (0, 1): that share of the training
+        patients (rounded up), as in ``base_params`` and scikit-learn's forests.
     max_samples : int or float, optional
         Patients drawn for each tree of the final forest: an integer, or a
         fraction of the training patients; None (the default) draws as many
@@ -114,6 +112,20 @@ class DRLearner(CATELearner):
         Columns of ``X`` seen in :meth:`fit`.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "final": [Options(FINALS)],
+        "nuisance": [Options(scores.NUISANCES)],
+        "censoring": [Options(scores.CENSORING)],
+        "n_folds": [Interval(Integral, 2, None)],
+        "n_estimators": CONTROLS["n_estimators"],
+        "min_samples_leaf": [None, *CONTROLS["min_samples_leaf"]],
+        "max_samples": CONTROLS["max_samples"],
+        "n_jobs": CONTROLS["n_jobs"],
+        "propensity": [None, Interval(Real, 1e-6, 1 - 1e-6)],
+        "horizon": HORIZON,
+    }
+    _parameter_rules: ClassVar[tuple] = (HORIZON_REQUIRED,)
+
     def __init__(
         self,
         *,
@@ -140,26 +152,6 @@ class DRLearner(CATELearner):
         self.max_samples = max_samples
         self.n_jobs = n_jobs
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        choices = {"final": FINALS, "nuisance": scores.NUISANCES, "censoring": scores.CENSORING}
-        for name, valid in choices.items():
-            if getattr(self, name) not in valid:
-                listed = ", ".join(repr(v) for v in valid)
-                raise StratifyInputError(
-                    f"{name} must be one of {listed} (got {getattr(self, name)!r})"
-                )
-        check_integer(self.n_folds, "n_folds", 2)
-        check_integer(self.n_estimators, "n_estimators", 1)
-        if self.min_samples_leaf is not None:
-            check_integer(self.min_samples_leaf, "min_samples_leaf", 1)
-        CONTROLS["max_samples"](self.max_samples, "max_samples")
-        CONTROLS["n_jobs"](self.n_jobs, "n_jobs")
-        if self.propensity is not None:
-            check_number(self.propensity, "propensity", 1e-6, 1 - 1e-6)
-        if self.horizon is None:
-            raise StratifyInputError("DRLearner needs the horizon it estimates effects at")
-        check_number(self.horizon, "horizon", 1e-12, np.inf)
 
     def fit(self, X, y, arm) -> DRLearner:
         """Compute the cross-fitted scores and regress them on ``X``.
@@ -218,15 +210,13 @@ class DRLearner(CATELearner):
             random_state=self.random_state,
         )
 
-    def predict_cate(self, X, horizon) -> pd.DataFrame:
-        """Estimated benefit per patient at ``horizon``, from the final regressions.
+    def predict_cate(self, X) -> pd.DataFrame:
+        """Estimated benefit per patient at the fitted horizon, from the final regressions.
 
         Parameters
         ----------
         X : pandas.DataFrame
             Covariates, columns as in :meth:`fit`.
-        horizon : float
-            Must be the horizon the learner was fitted for.
 
         Returns
         -------
@@ -236,14 +226,10 @@ class DRLearner(CATELearner):
         Raises
         ------
         StratifyInputError
-            If ``horizon`` differs from the fitted one.
+            If ``horizon`` was changed since the learner was fitted.
         """
         check_is_fitted(self)
-        if not math.isclose(float(horizon), self.horizon_, rel_tol=1e-9):
-            raise StratifyInputError(
-                f"DRLearner was fitted for horizon {self.horizon_:g}; it cannot estimate "
-                f"effects at {float(horizon):g} without refitting"
-            )
+        self._prediction_horizon()
         index = getattr(X, "index", None)
         X = check_covariates(X)
         return pd.DataFrame(

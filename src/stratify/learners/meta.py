@@ -15,21 +15,45 @@ and ``base_params`` sets the forest's ``max_samples``, ``min_samples_leaf``,
 from __future__ import annotations
 
 import math
+from numbers import Integral
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from stratify.data.covariates import ARM_TERM
 from stratify.exceptions import StratifyInputError
-from stratify.learners.base import CATELearner
-from stratify.learners.base_models import (
-    check_base,
-    check_coarsening,
-    check_fit_inputs,
-    event_times,
-    fit_base_model,
-    fit_outcome,
-    survival_at,
+from stratify.learners.base import HORIZON, CATELearner
+from stratify.learners.base_models import BASE_CHOICE, BASE_MODELS, BASE_PARAMS, fit_base_model
+from stratify.learners.checks import check_fit_inputs
+from stratify.learners.coarsening import fit_outcome
+from stratify.learners.params import OFF, Interval, Rule
+from stratify.learners.survival import event_times, survival_at
+
+#: Parameters of the S- and T-learners.
+META_CONSTRAINTS = {
+    "base": BASE_CHOICE,
+    "base_params": BASE_PARAMS,
+    "time_grid": [OFF, Interval(Integral, 2, None)],
+    "max_bins": [OFF, Interval(Integral, 2, None)],
+    "horizon": HORIZON,
+}
+#: How the S- and T-learners' parameters relate.
+META_RULES = (
+    Rule(
+        lambda p: not (p["base_params"] or {}).get("low_memory"),
+        "base_params low_memory=True keeps only a risk score in the trees, but learners need "
+        "survival curves; set time_grid to shrink the curves the forest stores instead",
+    ),
+    Rule(
+        lambda p: p["time_grid"] is None or p["horizon"] is not None,
+        "time_grid needs the horizon, which the grid must contain (the experiment sets it; "
+        "pass horizon= when building the learner yourself)",
+    ),
+    Rule(
+        lambda p: p["max_bins"] is None or BASE_MODELS[p["base"]].forest,
+        lambda p: f"max_bins applies to forests (base 'rsf'), not to base model {p['base']!r}",
+    ),
 )
 
 
@@ -52,7 +76,7 @@ class SLearner(CATELearner):
     time_grid : int, optional
         None (the default): fit on the exact times. K: fit on times rounded up
         to at most K grid points, K - 1 quantiles of the training event times
-        plus ``horizon`` (:func:`~stratify.learners.base_models.coarsen_times`,
+        plus ``horizon`` (:func:`~stratify.learners.coarsening.coarsen_times`,
         whose Notes state the approximation). A forest then stores and scans K
         times instead of every distinct one; survival at the horizon keeps
         every death up to it.
@@ -61,14 +85,15 @@ class SLearner(CATELearner):
         each covariate at no more than B - 1 of its quantiles (observed
         values; covariates with at most B distinct values are untouched), as
         histogram gradient boosting does
-        (:func:`~stratify.learners.base_models.quantile_edges`). The
+        (:func:`~stratify.learners.binning.quantile_edges`). The
         forest's log-rank split search then costs B passes per covariate and
         node instead of one per patient: the largest saving on large
         cohorts. The fitted forest takes the covariates as they are.
     horizon : float, optional
-        Horizon (days) the grid must contain; set by the experiment, and
-        required with ``time_grid``. Curves are still given at any time: between
-        grid points, the value at the grid point before.
+        Horizon (days) of :meth:`predict_cate`, and the time the grid must
+        contain; set by the experiment, and required with ``time_grid``.
+        Curves are still given at any time: between grid points, the value at
+        the grid point before.
     random_state : int, optional
         Seed of the base model.
 
@@ -88,10 +113,13 @@ class SLearner(CATELearner):
     >>> from stratify.data.simulate import simulate_mirocals
     >>> from stratify.data.trial_data import TrialData
     >>> trial = TrialData.from_frame(simulate_mirocals(176, seed=1))
-    >>> learner = SLearner(base="coxph").fit(trial.X, trial.y, trial.arm)
-    >>> list(learner.predict_cate(trial.X, horizon=640).columns)
+    >>> learner = SLearner(base="coxph", horizon=640).fit(trial.X, trial.y, trial.arm)
+    >>> list(learner.predict_cate(trial.X).columns)
     ['cate_rmst', 'cate_surv']
     """
+
+    _parameter_constraints: ClassVar[dict] = META_CONSTRAINTS
+    _parameter_rules: ClassVar[tuple] = META_RULES
 
     def __init__(
         self,
@@ -109,10 +137,6 @@ class SLearner(CATELearner):
         self.max_bins = max_bins
         self.horizon = horizon
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        check_base(self.base, self.base_params)
-        check_coarsening(self.base, self.time_grid, self.max_bins, self.horizon)
 
     def fit(self, X, y, arm) -> SLearner:
         """Fit the base model on ``[X, arm]``.
@@ -183,7 +207,7 @@ class TLearner(CATELearner):
     time_grid : int, optional
         None (the default): fit on the exact times. K: fit on times rounded up
         to at most K grid points, K - 1 quantiles of the training event times
-        plus ``horizon`` (:func:`~stratify.learners.base_models.coarsen_times`,
+        plus ``horizon`` (:func:`~stratify.learners.coarsening.coarsen_times`,
         whose Notes state the approximation). A forest then stores and scans K
         times instead of every distinct one; survival at the horizon keeps
         every death up to it.
@@ -192,14 +216,15 @@ class TLearner(CATELearner):
         each covariate at no more than B - 1 of its quantiles (observed
         values; covariates with at most B distinct values are untouched), as
         histogram gradient boosting does
-        (:func:`~stratify.learners.base_models.quantile_edges`). The
+        (:func:`~stratify.learners.binning.quantile_edges`). The
         forest's log-rank split search then costs B passes per covariate and
         node instead of one per patient: the largest saving on large
         cohorts. The fitted forest takes the covariates as they are.
     horizon : float, optional
-        Horizon (days) the grid must contain; set by the experiment, and
-        required with ``time_grid``. Curves are still given at any time: between
-        grid points, the value at the grid point before.
+        Horizon (days) of :meth:`predict_cate`, and the time the grid must
+        contain; set by the experiment, and required with ``time_grid``.
+        Curves are still given at any time: between grid points, the value at
+        the grid point before.
     random_state : int, optional
         Seed of both base models.
 
@@ -221,6 +246,9 @@ class TLearner(CATELearner):
         Columns of ``X`` seen in :meth:`fit`.
     """
 
+    _parameter_constraints: ClassVar[dict] = META_CONSTRAINTS
+    _parameter_rules: ClassVar[tuple] = META_RULES
+
     def __init__(
         self,
         *,
@@ -237,10 +265,6 @@ class TLearner(CATELearner):
         self.max_bins = max_bins
         self.horizon = horizon
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        check_base(self.base, self.base_params)
-        check_coarsening(self.base, self.time_grid, self.max_bins, self.horizon)
 
     def fit(self, X, y, arm) -> TLearner:
         """Fit one base model per arm.

@@ -1,16 +1,18 @@
 """The fixed registry of learners that configs name, and the one way to build them.
 
 Configs list learners by name with optional parameters; :func:`make_learner`
-turns a name into an estimator, checks the parameters against the learner's
-own (``get_params``), and injects what the experiment decides rather than the
-user: the seed (``random_state``), the biomarker (``modifier``) and the
-``horizon``. Learners are never imported from paths given in configs.
+turns a name into an estimator, checks the parameters' names against the
+learner's own (``get_params``) and their values against its constraints
+table (:mod:`stratify.learners.params`), and injects what the experiment
+decides rather than the user: the seed (``random_state``), the biomarker
+(``modifier``) and the ``horizon``. Learners are never imported from paths
+given in configs.
 """
 
 from __future__ import annotations
 
 from stratify.exceptions import StratifyInputError
-from stratify.learners.base import CATELearner
+from stratify.learners.base import CATELearner, check_learner_params
 from stratify.learners.causal_survival_forest import CausalSurvivalForest
 from stratify.learners.cox import CoxInteraction, CoxnetInteraction
 from stratify.learners.dr import DRLearner
@@ -60,9 +62,10 @@ def make_learner(
         ``"cox_interaction"``; ``"causal_survival_forest"`` uses it for its local
         linear correction when given).
     horizon : float
-        Horizon in days, given to learners that take one: those fitted for
-        one horizon (``"dr_learner"``, ``"causal_survival_forest"``) and those
-        whose ``time_grid`` must contain it (``"s_learner"``, ``"t_learner"``).
+        Horizon in days, given to every learner: the horizon its
+        ``predict_cate`` estimates effects at (and the one it is fitted for:
+        ``"dr_learner"``, ``"causal_survival_forest"``; the one a
+        ``time_grid`` contains: ``"s_learner"``, ``"t_learner"``).
 
     Returns
     -------
@@ -104,7 +107,7 @@ def make_learner(
             "is pre-specified"
         )
     try:
-        learner._check_params()
+        check_learner_params(learner)
     except StratifyInputError as err:
         raise StratifyInputError(f"learner {name!r}: {err}") from None
     return learner

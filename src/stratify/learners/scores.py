@@ -70,6 +70,7 @@ from sksurv.nonparametric import kaplan_meier_estimator
 from sksurv.util import Surv, check_y_survival
 
 from stratify.exceptions import StratifyInputError
+from stratify.learners.survival import forest_survival_at
 
 SCORE_COLUMNS = ("score_rmst", "score_surv")
 #: Lower bound of the censoring survival used in the weights.
@@ -299,9 +300,6 @@ class _Curves:
 def _outcome_curves(kind, X_fit, y_fit, X_new, horizon, random_state) -> _Curves:
     """Fit S_a(t | x) on one arm's training patients; predict for ``X_new``."""
     if kind == "rsf":
-        # Imported here: stratify.learners imports this module (dr_learner).
-        from stratify.learners.base_models import forest_survival_at
-
         model = RandomSurvivalForest(**RSF_PARAMS, random_state=random_state)
         model.fit(X_fit, _coarsen(y_fit, RSF_MAX_TIMES))
         # From the leaves: scikit-survival cannot predict a forest fitted on one distinct time

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from stratify.exceptions import StratifyInputError
-from stratify.learners.base import CATE_COLUMNS, CATELearner
+from stratify.learners.base import CATE_COLUMNS, CATELearner, at_horizon
 
 with warnings.catch_warnings():
     # Importing mlflow.pyfunc has MLflow infer schemas of its own agent types, and warn that
@@ -113,7 +113,7 @@ class BenefitModel(mlflow.pyfunc.PythonModel):
     """
 
     def __init__(self, learner=None, *, covariates=(), horizon=None, times=()):
-        self.learner = learner
+        self.learner = learner if learner is None else at_horizon(learner, horizon)
         self.covariates = tuple(covariates)
         self.horizon = horizon
         self.times = tuple(times)
@@ -129,7 +129,8 @@ class BenefitModel(mlflow.pyfunc.PythonModel):
         self.covariates = tuple(config["covariates"])
         self.horizon = float(config["horizon"])
         self.times = tuple(float(t) for t in config["times"])
-        self.learner = read_learner(context.artifacts[LEARNER_ARTIFACT])
+        # a learner saved before learners took their horizon gets the model's
+        self.learner = at_horizon(read_learner(context.artifacts[LEARNER_ARTIFACT]), self.horizon)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """Benefit and per-arm survival of every patient (row) of ``model_input``.
@@ -160,7 +161,7 @@ class BenefitModel(mlflow.pyfunc.PythonModel):
                 "this model has no learner: load a saved one with mlflow.pyfunc.load_model"
             )
         X = select_covariates(model_input, self.covariates)
-        cate = self.learner.predict_cate(X, self.horizon)
+        cate = self.learner.predict_cate(X)
         curves = [self.learner.predict_survival(X, arm, self.times) for arm in (0, 1)]
         surv = pd.DataFrame(np.hstack(curves), columns=self.output_columns[2:], index=X.index)
         return pd.concat([cate[list(CATE_COLUMNS)], surv], axis=1)

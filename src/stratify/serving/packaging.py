@@ -157,14 +157,15 @@ def save_learner_model(
     >>> from stratify.data.trial_data import TrialData
     >>> from stratify.learners import CoxInteraction
     >>> trial = TrialData.from_frame(simulate_mirocals(220, seed=3), modifier="csf_pnfh")
-    >>> learner = CoxInteraction(modifier="csf_pnfh").fit(trial.X, trial.y, trial.arm)
+    >>> learner = CoxInteraction(modifier="csf_pnfh", horizon=640)
+    >>> learner = learner.fit(trial.X, trial.y, trial.arm)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     folder = save_learner_model(learner, f"{tmp}/model", covariates=trial.covariates,
     ...                                 horizon=640, times=[320, 640])
     ...     served = mlflow.pyfunc.load_model(str(folder)).predict(trial.X.head(2))
     >>> served.columns.tolist()[:4]
     ['cate_rmst', 'cate_surv', 'surv_control@320', 'surv_control@640']
-    >>> served[["cate_rmst", "cate_surv"]].equals(learner.predict_cate(trial.X.head(2), 640))
+    >>> served[["cate_rmst", "cate_surv"]].equals(learner.predict_cate(trial.X.head(2)))
     True
     """
     path = Path(path)

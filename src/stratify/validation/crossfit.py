@@ -210,10 +210,10 @@ def _fit_predict(spec: NamedLearner, data: TrialData, train, test, *, horizon, s
     X_test = X.iloc[test]
     se = None
     if hasattr(learner, "predict_cate_interval"):
-        frame = learner.predict_cate_interval(X_test, horizon)
+        frame = learner.predict_cate_interval(X_test)
         se = frame[[f"{name}_se" for name in CATE_COLUMNS]].to_numpy()
     else:
-        frame = learner.predict_cate(X_test, horizon)
+        frame = learner.predict_cate(X_test)
     cate = frame[list(CATE_COLUMNS)].to_numpy()
     times = _brier_times(y[test], horizon)
     risk = learner.predict_risk(X_test, arm[test], horizon)
