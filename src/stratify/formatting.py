@@ -140,6 +140,27 @@ def _finite(value) -> bool:
         return False
 
 
+def fixed(value, spec: str) -> str:
+    """A number in format ``spec`` (e.g. ``".3f"``); :data:`MISSING` when it is missing.
+
+    Examples
+    --------
+    >>> fixed(0.6149, ".3f"), fixed(7.04, "+.1f"), fixed(float("nan"), ".3f"), fixed(None, ".1f")
+    ('0.615', '+7.0', '—', '—')
+    """
+    return format(float(value), spec) if _finite(value) else MISSING
+
+
+def interval(estimate, low, high, spec: str = ".1f") -> str:
+    """An estimate and its interval, ``"8.8 (-42.5 to 60.1)"``; the estimate alone without
+    both ends, :data:`MISSING` without an estimate."""
+    if not _finite(estimate):
+        return MISSING
+    if not (_finite(low) and _finite(high)):
+        return format(float(estimate), spec)
+    return f"{estimate:{spec}} ({low:{spec}} to {high:{spec}})"
+
+
 def names(terms: Sequence[str], most: int = 6) -> str:
     """A list of names, cut after ``most`` ("a, b and 3 more terms"); "(nothing)" if empty."""
     if not terms:
@@ -154,7 +175,9 @@ __all__ = [
     "MISSING",
     "SMALLEST_P",
     "bound",
+    "fixed",
     "hazard_ratio",
+    "interval",
     "names",
     "number",
     "p_is",

@@ -240,8 +240,10 @@ def summarise_explained(explained) -> str:
             f"{label} {x.metrics()['modifier_rank']:.0f}" for label, x in explained.learners.items()
         )
         lines.append(f"Rank of {first.modifier} in mean |SHAP of benefit| (of {p}): {ranks}")
-    if explained.finding:
-        lines.append(explained.finding)
+    from stratify.report.summary import finding
+
+    if found := finding(explained):
+        lines.append(found)
     return "\n".join(lines)
 
 
