@@ -237,6 +237,23 @@ def test_without_explanations_the_section_says_why(run, tmp_path):
     assert page.count(EMBEDDED) == len(run.figures) + len(run.evaluation.learners)
 
 
+def test_the_report_draws_no_figure(run, monkeypatch):
+    """It embeds the figures the run drew; a figure the run did not draw is not redrawn."""
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("the report drew a figure")
+
+    for name in ("learner_figures", "modifier_figures"):
+        monkeypatch.setattr(f"stratify.report.figures.explain.{name}", no_drawing)
+    monkeypatch.setattr("stratify.report.figures.benefit.benefit_calibration_plot", no_drawing)
+    page = build_report(dataclasses.replace(run.produced, drawn={}))
+    assert page.count(EMBEDDED) == len(run.figures)
+    text = html.unescape(page)
+    for label in run.evaluation.learners:
+        assert f"{label}: benefit by group (days)" in text  # the tables stay
+    assert build_report(run.produced, run.provenance) == run.html
+
+
 def test_a_headline_replaces_the_lead_sentence(run):
     page = build_report(
         RunResult(run.config, run.data, run.analysis, run.figures), headline="csf_pnfh <matters>."
