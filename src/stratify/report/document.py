@@ -98,7 +98,7 @@ def p_cell(p: float, alpha: float = 0.05, digits: int = 2) -> str:
     return p_value(p, digits, alpha=alpha, smallest=SMALLEST_P)
 
 
-def p_is(p: float, alpha: float = 0.05, digits: int = 2) -> str:
+def p_phrase(p: float, alpha: float = 0.05, digits: int = 2) -> str:
     """ "p = 0.34" or "p < 0.001", for sentences: :func:`p_cell` after "p"."""
     return formatting.p_is(p, digits, alpha=alpha, smallest=SMALLEST_P)
 
@@ -211,7 +211,7 @@ __all__ = [
     "footer",
     "grid",
     "p_cell",
-    "p_is",
+    "p_phrase",
     "paragraph",
     "table",
 ]

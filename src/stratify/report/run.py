@@ -68,12 +68,12 @@ class RunResult:
     drawn: Mapping[str, Mapping[str, Figure]] = field(default_factory=dict)
 
     @property
-    def horizon(self) -> str:
+    def horizon_text(self) -> str:
         """The horizon as text, e.g. ``"640"`` (days)."""
         return f"{self.analysis.horizon:g}"
 
     @property
-    def level(self) -> str:
+    def level_text(self) -> str:
         """The confidence level of the intervals, e.g. ``"95%"``."""
         return f"{100 * (1 - self.analysis.alpha):g}%"
 

@@ -142,9 +142,9 @@ def overall(run: RunResult) -> str:
     significant = "" if a.logrank_p < a.alpha else "not "
     return (
         f"Overall, hazard ratio {treated.label} (treated) vs {control.label} (control) "
-        f"{hazard_ratio(a.hr_unadjusted)}, log-rank {document.p_is(a.logrank_p, a.alpha)} "
+        f"{hazard_ratio(a.hr_unadjusted)}, log-rank {document.p_phrase(a.logrank_p, a.alpha)} "
         f"({significant}statistically significant at the {100 * a.alpha:g}% level); survival "
-        f"at {run.horizon} days {treated.surv:.1%} vs {control.surv:.1%}; RMST difference "
+        f"at {run.horizon_text} days {treated.surv:.1%} vs {control.surv:.1%}; RMST difference "
         f"{d.estimate:+.1f} days ({d.ci_low:+.1f} to {d.ci_high:+.1f})."
     )
 
@@ -156,7 +156,7 @@ def verdict(evaluation: Evaluation, alpha: float, n: int) -> str:
     if not math.isfinite(p):
         return f"Heterogeneity of the treatment effect could not be tested ({method})."
     level = f"{100 * alpha:g}%"
-    test = f"{document.p_is(p, alpha, 3)}; {k} learner(s); {method}"
+    test = f"{document.p_phrase(p, alpha, 3)}; {k} learner(s); {method}"
     if p < alpha:
         return (
             f"Heterogeneity: the treatment effect differs between patients beyond what chance "

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from stratify.formatting import MISSING, bound, fixed, hazard_ratio, number
 from stratify.rendering import DPI
-from stratify.report.document import escape, figure, grid, p_cell, p_is, paragraph, table
+from stratify.report.document import escape, figure, grid, p_cell, p_phrase, paragraph, table
 from stratify.report.run import CALIBRATION_FIGURE, MODIFIER_FIGURES
 from stratify.report.summary import finding
 
@@ -70,7 +70,7 @@ def _learner_shap(run: RunResult, x: LearnerExplanation, dpi: int) -> str:
     """A learner's SHAP figures (as the run drew them) and its importance tables."""
     captions = {
         "figures/shap_benefit.png": (
-            f"{x.label}: SHAP values of estimated benefit (RMST to {run.horizon} days), one "
+            f"{x.label}: SHAP values of estimated benefit (RMST to {run.horizon_text} days), one "
             f"point per patient, coloured by the covariate's value ({x.benefit.method})."
         ),
         "figures/shap_time.png": (
@@ -82,7 +82,7 @@ def _learner_shap(run: RunResult, x: LearnerExplanation, dpi: int) -> str:
     for path, fig in run.drawn.get(x.label, {}).items():
         if path != CALIBRATION_FIGURE:
             out += figure(fig, captions.get(path, f"{x.label}: {path}."), dpi)
-    out += _importance_table(x, run.horizon)
+    out += _importance_table(x, run.horizon_text)
     if x.interactions is not None:
         out += _interactions_table(x)
     return out
@@ -111,9 +111,9 @@ def _modifier_section(run: RunResult, dpi: int) -> str:
     out += _gate_note(run, effect)
     for fig in run.drawn.get(MODIFIER_FIGURES, {}).values():
         out += figure(fig, _modifier_caption(run), dpi)
-    out += _crossover_table(effect, run.level, run.analysis.alpha)
+    out += _crossover_table(effect, run.level_text, run.analysis.alpha)
     if effect.sides:
-        out += _sides_table(effect, run.level, run.analysis.alpha)
+        out += _sides_table(effect, run.level_text, run.analysis.alpha)
     return out
 
 
@@ -123,8 +123,8 @@ def _gate_note(run: RunResult, effect: ModifierEffect) -> str:
         return ""
     return paragraph(
         f"Note: the learners' heterogeneity test above does not reject "
-        f"({p_is(p, digits=3)}); the crossover rests on the "
-        f"pre-specified {effect.dependence_test} ({p_is(effect.dependence_p)}), a "
+        f"({p_phrase(p, digits=3)}); the crossover rests on the "
+        f"pre-specified {effect.dependence_test} ({p_phrase(effect.dependence_p)}), a "
         f"test of one modifier with more power than an omnibus test over all covariates."
     )
 
@@ -133,7 +133,7 @@ def _modifier_caption(run: RunResult) -> str:
     explained = run.explained
     effect = explained.modifier
     caption = (
-        f"Estimated benefit (RMST difference to {run.horizon} days) against "
+        f"Estimated benefit (RMST difference to {run.horizon_text} days) against "
         f"{effect.modifier}: LOWESS of the doubly robust scores with its pointwise 95% "
         f"bootstrap band, each learner's smoothed out-of-fold estimates (thin lines) and the "
         f"crossover (shaded: its interval, when supported)."

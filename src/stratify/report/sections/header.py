@@ -22,7 +22,7 @@ def header(run: RunResult, headline: str | None = None) -> str:
     subtitle = (
         f"Randomised survival trial, {treated} (treated) vs {control} (control): "
         f"{data.n_patients} patients, "
-        f"{data.n_events} events, horizon {run.horizon} days"
+        f"{data.n_events} events, horizon {run.horizon_text} days"
     )
     effect = overall(run)
     found = "" if run.explained is None else finding(run.explained)

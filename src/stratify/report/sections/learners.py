@@ -29,7 +29,7 @@ def learners(run: RunResult, dpi: int = DPI) -> str:
     intro = (
         f"{len(evaluation.learners)} learner(s), cross-fitted with {cv.folds} folds \u00d7 "
         f"{cv.repeats} repeat(s) stratified on arm \u00d7 event: every patient's estimated "
-        f"benefit (RMST difference to {run.horizon} days, treated \u2212 control) comes from "
+        f"benefit (RMST difference to {run.horizon_text} days, treated \u2212 control) comes from "
         f"models that did not see that patient. Benefit metrics score these out-of-fold "
         f"estimates against the cross-fitted doubly robust scores."
     )
@@ -117,8 +117,8 @@ def _calibration(run: RunResult, label: str, report: LearnerReport, dpi: int) ->
     """A learner's calibration table, after its figure when the run drew one."""
     groups = report.calibration
     caption = (
-        f"{label}: observed vs predicted benefit (RMST difference to {run.horizon} days) in "
-        f"{len(groups)} groups of predicted benefit, with {run.level} CIs of the observed "
+        f"{label}: observed vs predicted benefit (RMST difference to {run.horizon_text} days) in "
+        f"{len(groups)} groups of predicted benefit, with {run.level_text} CIs of the observed "
         f"benefit; dotted: perfect calibration."
     )
     rows = [
@@ -135,7 +135,7 @@ def _calibration(run: RunResult, label: str, report: LearnerReport, dpi: int) ->
         "Group",
         "Patients (treated)",
         "Predicted, mean (range)",
-        f"Observed ({run.level} CI)",
+        f"Observed ({run.level_text} CI)",
     ]
     drawn = run.drawn.get(label, {}).get(CALIBRATION_FIGURE)
     return (

@@ -27,7 +27,7 @@ def trial(run: RunResult) -> str:
     )
     if data.modifier:
         intro += f" Effect modifier: {data.modifier}."
-    intro += f" Intervals are {run.level} confidence intervals; p-values are two-sided."
+    intro += f" Intervals are {run.level_text} confidence intervals; p-values are two-sided."
     out = f"<p>{escape(intro)}</p>" + _arms_table(run) + _effects_table(run)
     if a.strata:
         out += _strata_table(run)
@@ -54,8 +54,8 @@ def _arms_table(run: RunResult) -> str:
         "Arm",
         "Patients",
         "Events",
-        f"KM survival at {run.horizon} days ({run.level} CI)",
-        f"RMST to {run.horizon} days, days ({run.level} CI)",
+        f"KM survival at {run.horizon_text} days ({run.level_text} CI)",
+        f"RMST to {run.horizon_text} days, days ({run.level_text} CI)",
     ]
     return table(head, rows, caption="Outcomes by arm", numeric=(1, 2, 3, 4))
 
@@ -100,7 +100,7 @@ def _effects_table(run: RunResult) -> str:
                 p_cell(at_zero.p, a.alpha),
             ],
         ]
-    head = ["Comparison", f"Estimate ({run.level} CI)", "p"]
+    head = ["Comparison", f"Estimate ({run.level_text} CI)", "p"]
     return table(head, rows, caption="Treatment effect", numeric=(1, 2))
 
 
@@ -125,7 +125,7 @@ def _strata_table(run: RunResult) -> str:
         "control / treated",
         "Events",
         "control / treated",
-        f"HR ({run.level} CI)",
+        f"HR ({run.level_text} CI)",
         "p",
         "Note",
     ]
@@ -160,7 +160,7 @@ def analysis_figures(run: RunResult, dpi: int = DPI) -> str:
 def _analysis_caption(run: RunResult, path: str) -> str:
     a = run.analysis
     control, treated = a.arm_labels
-    m, h, level = a.modifier, run.horizon, run.level
+    m, h, level = a.modifier, run.horizon_text, run.level_text
     cuts = ", ".join(f"{c:g}" for c in a.cutpoints)
     ticks = "every patient" if run.config.tracking.log_patient_level else "its deciles"
     captions = {
