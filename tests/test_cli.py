@@ -106,21 +106,6 @@ def test_console_script_bad_data_no_traceback(tmp_path, store, trial_frame, fram
     assert MlflowClient(f"sqlite:///{store / 'mlflow.db'}").get_experiment_by_name("x") is None
 
 
-def test_hazard_ratios_keep_the_digits_that_matter():
-    from stratify.cli.app import _hr
-    from stratify.trial import HazardRatio
-
-    assert _hr(HazardRatio(1.00035, 1.00017, 1.00053, 0.00013)) == (
-        "1.00035 (1.00017–1.00053), p = 0.00013"
-    )
-    assert _hr(HazardRatio(0.971, 0.633, 1.49, 0.89)) == "0.97 (0.63–1.49), p = 0.89"
-    # no false precision: a wide CI around ~1 keeps 2 decimals
-    assert _hr(HazardRatio(0.99994, 0.48193, 2.07474, 0.9)) == "1.00 (0.48–2.07), p = 0.9"
-    assert _hr(HazardRatio(0.29, 0.14, 0.63, 0.0016), p=False) == "0.29 (0.14–0.63)"
-    nan = float("nan")
-    assert _hr(HazardRatio(nan, nan, nan, nan)) == "not estimable"
-
-
 def _free_port() -> int:
     import socket
 

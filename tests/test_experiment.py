@@ -18,7 +18,7 @@ from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
 from stratify.pipeline.experiment import dataset_hash, learn, load_trial, run
 from stratify.pipeline.explanation import explain_learners
-from stratify.report.summary import ordinal
+from stratify.report.summary import finding, ordinal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -264,9 +264,9 @@ def test_learners_get_nested_runs_with_the_contract_metrics(store):
     low, high = m["modifier_crossover_ci_low"], m["modifier_crossover_ci_high"]
     assert low < m["modifier_crossover"] < high
     assert m["modifier_rank"] == result.explained.learners["t_learner"].metrics()["modifier_rank"]
-    finding = parent.data.tags["stratify.modifier_finding"]
-    assert finding.startswith("Estimated benefit ends at csf_pnfh")
-    assert finding in parent.data.tags["mlflow.note.content"]
+    found = parent.data.tags["stratify.modifier_finding"]
+    assert found.startswith("Estimated benefit ends at csf_pnfh")
+    assert found in parent.data.tags["mlflow.note.content"]
     # the description opens with one sentence a reader of the runs table needs
     first = parent.data.tags["mlflow.note.content"].split("\n")[0]
     crossover = f"{m['modifier_crossover']:,.0f}"
@@ -341,7 +341,7 @@ def test_a_modifier_that_barely_varies_is_reported_not_fatal(store):
     data = TrialData.from_frame(frame, covariates=["age", "svc", "marker"], modifier="marker")
     explained = explain_learners(config, data, learn(config, data))
     assert explained.modifier is None and explained.learner_curves == {}
-    assert explained.finding == (
+    assert finding(explained) == (
         "Modifier analysis not done: modifier 'marker' barely varies: no dependence can be shown"
     )
     assert 1 <= explained.metrics()["modifier_rank"] <= 3

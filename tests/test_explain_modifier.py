@@ -1,11 +1,14 @@
 """The modifier analysis: crossover, its interval, and when no crossover is claimed."""
 
+import re
+
 import numpy as np
 import pytest
 from joblib import parallel_config
 
 from stratify.exceptions import StratifyInputError
 from stratify.explain import modifier_effect
+from stratify.report.summary import modifier_statement
 
 
 def trial(benefit_at, n=400, noise=1.0, seed=0):
@@ -24,10 +27,13 @@ def test_a_clear_crossover_is_found_bounded_and_split_into_two_hazard_ratios():
     # Truth 5; LOWESS of a straight line is unbiased, noise SD 1 over 400 patients.
     assert effect.crossover == pytest.approx(5.0, abs=0.3)
     assert effect.ci_low < 5.0 < effect.ci_high and effect.ci_high - effect.ci_low < 1.5
-    cut = f"{effect.crossover:.4g}"
-    assert [s.label for s in effect.sides] == [f"< {cut}", f"≥ {cut}"]
+    # the sides split at the crossover as reported, to 4 significant digits
+    below, above = (s.label for s in effect.sides)
+    assert below[:2] == "< " and above[:2] == "≥ " and below[2:] == above[2:]
+    assert float(below[2:]) == pytest.approx(effect.crossover, abs=0.0005)
     assert sum(s.n for s in effect.sides) == 400
-    assert effect.statement.startswith(f"Estimated benefit ends at m {cut} [95% CI ")
+    said = re.match(r"Estimated benefit ends at m (\S+) \[95% CI ", modifier_statement(effect))
+    assert said and said[1] == below[2:]
     assert effect.metrics()["modifier_crossover"] == effect.crossover
     assert effect.dependence_p < 1e-10 and effect.trend_slope == pytest.approx(-1, abs=0.1)
 
@@ -36,14 +42,14 @@ def test_benefit_that_starts_above_a_value():
     m, g, t, e, a = trial(lambda m: m - 7.0, seed=2)
     effect = modifier_effect(m, g, t, e, a, name="m", n_bootstrap=50, random_state=0)
     assert effect.direction == "starts" and effect.crossover == pytest.approx(7.0, abs=0.3)
-    assert "begins at m 7" in effect.statement
+    assert "begins at m 7" in modifier_statement(effect)
 
 
 def test_no_dependence_means_no_claim():
     m, g, t, e, a = trial(lambda m: np.zeros_like(m), noise=3.0, seed=3)
     effect = modifier_effect(m, g, t, e, a, name="m", n_bootstrap=50, random_state=0)
     assert not effect.supported
-    assert effect.statement.startswith("The data do not support a crossover")
+    assert modifier_statement(effect).startswith("The data do not support a crossover")
     assert np.isnan(effect.metrics()["modifier_crossover"])
 
 
@@ -51,7 +57,7 @@ def test_benefit_that_never_changes_sign():
     m, g, t, e, a = trial(lambda m: 20.0 - m, seed=4)
     effect = modifier_effect(m, g, t, e, a, name="m", n_bootstrap=50, random_state=0)
     assert np.isnan(effect.crossover) and not effect.supported
-    assert "stays positive" in effect.statement
+    assert "stays positive" in modifier_statement(effect)
 
 
 def test_an_interval_beyond_the_data_is_not_a_supported_crossover():
@@ -62,7 +68,8 @@ def test_an_interval_beyond_the_data_is_not_a_supported_crossover():
     )
     assert np.isfinite(effect.crossover)
     assert not np.isfinite(effect.ci_high) or not np.isfinite(effect.ci_low)
-    assert not effect.supported and "reaches beyond the observed range" in effect.statement
+    assert not effect.supported
+    assert "reaches beyond the observed range" in modifier_statement(effect)
 
 
 def test_a_prespecified_test_gates_the_claim():
@@ -70,7 +77,7 @@ def test_a_prespecified_test_gates_the_claim():
     effect = modifier_effect(
         m, g, t, e, a, name="m", n_bootstrap=50, random_state=0, dependence=(0.4, "Cox Wald")
     )
-    assert not effect.supported and "Cox Wald, p = 0.4" in effect.statement
+    assert not effect.supported and "Cox Wald, p = 0.4" in modifier_statement(effect)
 
 
 def test_same_seed_same_interval():

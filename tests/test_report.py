@@ -2,6 +2,7 @@
 the config and provenance; user text escaped; written atomically."""
 
 import base64
+import dataclasses
 import html
 import io
 import os
@@ -18,10 +19,11 @@ from stratify.config import load_config
 from stratify.data import TrialData
 from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
-from stratify.pipeline.experiment import analyse, dataset_hash, learn, load_trial
+from stratify.pipeline.experiment import analyse, dataset_hash, draw_figures, learn, load_trial
 from stratify.pipeline.explanation import explain_learners
-from stratify.report.figures.explain import learner_figures, modifier_figures
 from stratify.report.html import build_report, write_report
+from stratify.report.run import RunResult
+from stratify.report.summary import finding
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
@@ -56,10 +58,12 @@ def run(tmp_path_factory):
         "stratify.dataset_hash": dataset_hash(data),
         "mlflow.run_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
     }
-    page = build_report(config, data, analysis, figures, evaluation, explained, provenance)
+    drawn = draw_figures(config, evaluation, explained)
+    produced = RunResult(config, data, analysis, figures, evaluation, explained, drawn)
+    page = build_report(produced, provenance)
     return SimpleNamespace(
         config=config, data=data, analysis=analysis, figures=figures, evaluation=evaluation,
-        explained=explained, provenance=provenance, html=page,
+        explained=explained, drawn=drawn, produced=produced, provenance=provenance, html=page,
     )  # fmt: skip
 
 
@@ -97,11 +101,8 @@ def _images(page: str) -> list[bytes]:
 
 
 def _expected_figures(run) -> int:
-    per_learner = sum(
-        len(learner_figures(x, run.config.horizon)) for x in run.explained.learners.values()
-    )
-    calibration = len(run.evaluation.learners)
-    return len(run.figures) + len(modifier_figures(run.explained)) + calibration + per_learner
+    """The analysis figures and every figure the run drew: the report draws none."""
+    return len(run.figures) + sum(len(group) for group in run.drawn.values())
 
 
 def test_the_report_is_one_self_contained_document(run):
@@ -135,34 +136,46 @@ def test_every_figure_of_the_run_is_embedded_as_a_valid_png(run):
 def test_the_key_numbers_appear_as_the_analysis_computed_them(run):
     page, a = run.html, run.analysis
     text = html.unescape(page)
-    for hr in (a.hr_unadjusted, a.hr_adjusted):
-        assert f"{hr.estimate:.2f} ({hr.ci_low:.2f}–{hr.ci_high:.2f})" in text
-    assert f"log-rank p = {a.logrank_p:.2g}" in text
-    assert f"χ² = {a.logrank_chisq:.2f}" in text
-    d = a.rmst_diff
-    assert f"{d.estimate:+.1f} ({d.ci_low:+.1f} to {d.ci_high:+.1f})" in text
-    for arm in (a.control, a.treated):
-        assert f"{arm.surv:.1%} ({arm.surv_ci_low:.1%}–{arm.surv_ci_high:.1%})" in text
+    # the flagship trial's analysis, with the digits the terminal prints
+    assert "0.82 (0.54–1.24)" in text  # hazard ratio, unadjusted
+    assert "0.95 (0.62–1.45)" in text  # adjusted
+    assert (a.hr_unadjusted.estimate, a.hr_adjusted.estimate) == (
+        pytest.approx(0.82, abs=0.005),
+        pytest.approx(0.95, abs=0.005),
+    )
+    assert "log-rank p = 0.34" in text and a.logrank_p == pytest.approx(0.34, abs=0.005)
+    assert "χ² = 0.90" in text and a.logrank_chisq == pytest.approx(0.90, abs=0.005)
+    assert "+8.8 (-42.5 to +60.1)" in text  # RMST difference, days
+    assert "55.5% (45.7%–64.2%)" in text and "62.7% (53.0%–71.0%)" in text  # KM at 640 days
     assert f"{run.data.n_patients} patients" in text and f"{run.data.n_events} events" in text
     for stratum in a.strata:
         assert f"csf_pnfh {stratum.label}" in text
         assert stratum.note in text
     assert any(s.note for s in a.strata)  # the < 750 stratum: too few events
     p = run.evaluation.heterogeneity_p
-    assert (f"p = {p:.3g}" if p >= 0.001 else "p < 0.001") in text
+    said = re.search(r"Heterogeneity: [^(]*\(p ([=<]) ([0-9.]+);", text)
+    if p < 0.001:
+        assert said.groups() == ("<", "0.001")
+    else:
+        assert said[1] == "=" and float(said[2]) == pytest.approx(p, rel=5e-3)  # 3 digits
     assert run.evaluation.heterogeneity_method in text
     for label, report in run.evaluation.learners.items():
         m = report.metrics
-        assert f"{m['c_index_harrell']:.3f} ± {m['c_index_harrell_sd']:.3f}" in text
-        assert f"{m['cate_rmst_mean']:+.1f}" in text
+        c, sd = re.search(
+            rf"<td>{label}</td><td class=\"num\">([0-9.]+) ± ([0-9.]+)<", page
+        ).groups()
+        assert float(c) == pytest.approx(m["c_index_harrell"], abs=5e-4)
+        assert float(sd) == pytest.approx(m["c_index_harrell_sd"], abs=5e-4)
+        mean = re.search(rf"<tr><td>{label}[^<]*</td><td>([+-][0-9.]+)</td>", page)[1]
+        assert float(mean) == pytest.approx(m["cate_rmst_mean"], abs=0.05)
         assert f"{label}: benefit by group (days)" in text
 
 
 def test_the_heterogeneity_verdict_and_the_modifier_finding_are_stated(run):
     text = html.unescape(run.html)
     effect = run.explained.modifier
-    assert run.explained.finding in text
-    assert "<strong>" + html.escape(run.explained.finding) + "</strong>" in run.html
+    assert finding(run.explained) in text
+    assert "<strong>" + html.escape(finding(run.explained)) + "</strong>" in run.html
     verdict = "no evidence at the 5% level" if run.evaluation.heterogeneity_p >= 0.05 else "beyond"
     assert verdict in text
     assert f"Effect modifier: {effect.modifier}" in text
@@ -196,7 +209,7 @@ def test_user_text_is_escaped(run, tmp_path):
     config = _config(tmp_path, "learners=[]", f'tracking.experiment="{evil}"')
     config = config.model_copy(update={"name": evil})  # the schema refuses it; escape anyway
     analysis, figures = analyse(config, data)
-    page = build_report(config, data, analysis, figures, provenance={evil: evil})
+    page = build_report(RunResult(config, data, analysis, figures), provenance={evil: evil})
     assert "<script" not in page.lower() and "<b>" not in page
     assert html.escape(evil) in page and html.escape("<b>IL-2</b>") in page
     assert {tag for tag, _ in _parse(page).tags}.isdisjoint({"script", "b"})
@@ -204,7 +217,7 @@ def test_user_text_is_escaped(run, tmp_path):
 
 def test_without_learners_the_sections_say_why(run, tmp_path):
     config = _config(tmp_path, "learners=[]")
-    page = build_report(config, run.data, run.analysis, run.figures)
+    page = build_report(RunResult(config, run.data, run.analysis, run.figures))
     text = html.unescape(page)
     assert "No learners were configured" in text
     assert "nothing to explain" in text
@@ -214,16 +227,36 @@ def test_without_learners_the_sections_say_why(run, tmp_path):
 
 def test_without_explanations_the_section_says_why(run, tmp_path):
     config = _config(tmp_path, *FAST, "explain.enabled=false")
-    page = build_report(config, run.data, run.analysis, run.figures, run.evaluation, None)
+    drawn = draw_figures(config, run.evaluation, None)
+    page = build_report(
+        RunResult(config, run.data, run.analysis, run.figures, run.evaluation, None, drawn)
+    )
     text = html.unescape(page)
     assert "explanations were switched off (explain.enabled: false)" in text
     assert "Calibration for benefit" in text and "<h3>Effect modifier" not in page
     assert page.count(EMBEDDED) == len(run.figures) + len(run.evaluation.learners)
 
 
+def test_the_report_draws_no_figure(run, monkeypatch):
+    """It embeds the figures the run drew; a figure the run did not draw is not redrawn."""
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("the report drew a figure")
+
+    for name in ("learner_figures", "modifier_figures"):
+        monkeypatch.setattr(f"stratify.report.figures.explain.{name}", no_drawing)
+    monkeypatch.setattr("stratify.report.figures.benefit.benefit_calibration_plot", no_drawing)
+    page = build_report(dataclasses.replace(run.produced, drawn={}))
+    assert page.count(EMBEDDED) == len(run.figures)
+    text = html.unescape(page)
+    for label in run.evaluation.learners:
+        assert f"{label}: benefit by group (days)" in text  # the tables stay
+    assert build_report(run.produced, run.provenance) == run.html
+
+
 def test_a_headline_replaces_the_lead_sentence(run):
     page = build_report(
-        run.config, run.data, run.analysis, run.figures, headline="csf_pnfh <matters>."
+        RunResult(run.config, run.data, run.analysis, run.figures), headline="csf_pnfh <matters>."
     )
     assert '<p class="lead">csf_pnfh &lt;matters&gt;.</p>' in page
 
@@ -231,7 +264,7 @@ def test_a_headline_replaces_the_lead_sentence(run):
 @pytest.mark.parametrize("dpi", [0, 72.5, True, 10_000])
 def test_a_bad_dpi_is_refused(run, dpi):
     with pytest.raises(StratifyInputError, match="dpi"):
-        build_report(run.config, run.data, run.analysis, {}, dpi=dpi)
+        build_report(RunResult(run.config, run.data, run.analysis), dpi=dpi)
 
 
 # ------------------------------------------------------------------ write_report
@@ -252,7 +285,7 @@ def test_a_failed_write_leaves_no_file_and_keeps_an_old_report(tmp_path, monkeyp
     def boom(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(f"stratify.report.html.os.{failing}", boom)
+    monkeypatch.setattr(f"stratify.files.os.{failing}", boom)
     for target in (fresh, old):
         with pytest.raises(StratifyInputError, match=re.escape(str(target))):
             write_report("<p>" + "x" * 100_000 + "</p>", target)
@@ -264,7 +297,7 @@ def test_an_interrupted_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("stratify.report.html.os.fsync", interrupted)
+    monkeypatch.setattr("stratify.files.os.fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_report("<p>report</p>", tmp_path / "report.html")
     assert os.listdir(tmp_path) == []
@@ -288,7 +321,6 @@ def test_the_privacy_note_says_when_models_were_logged(run):
     assert run.config.tracking.log_models
     tracking = run.config.tracking.model_copy(update={"log_models": False})
     config = run.config.model_copy(update={"tracking": tracking})
-    without = build_report(config, run.data, run.analysis, run.figures, run.evaluation,
-                           run.explained)  # fmt: skip
+    without = build_report(dataclasses.replace(run.produced, config=config))
     assert "tracking.log_models: true" in run.html.split("Provenance")[-1]
     assert "tracking.log_models" not in without.split("Provenance")[-1]

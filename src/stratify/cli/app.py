@@ -13,7 +13,6 @@ and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from stratify import __version__
 from stratify.cli import compare
 from stratify.exceptions import StratifyInputError
 from stratify.files import write_atomically
-from stratify.formatting import hazard_ratio, names
+from stratify.formatting import hazard_ratio, names, p_is, p_value
 from stratify.pipeline import study
 from stratify.tracking import server
 
@@ -205,12 +204,6 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
-def _hr(hr, p: bool = True) -> str:
-    """A hazard ratio with its CI (and p)."""
-    text = hazard_ratio(hr)
-    return text + (f", p = {hr.p:.2g}" if p and math.isfinite(hr.estimate) else "")
-
-
 def summarise_learners(evaluation) -> str:
     """One line per learner (out-of-fold), then the run's heterogeneity verdict."""
     reports = evaluation.learners.values()
@@ -226,13 +219,13 @@ def summarise_learners(evaluation) -> str:
         autoc = f"{m['rate_autoc']:.1f} ({m['rate_autoc_se']:.1f})"
         row = (
             f"{r.label:<{width}} {m['cate_rmst_mean']:>+9.1f} d {m['c_index_harrell']:>11.3f} "
-            f"{autoc:>16} {m['heterogeneity_p']:>7.3f}"
+            f"{autoc:>16} {p_value(m['heterogeneity_p'], 3):>7}"
         )
         if truth:
             row += f"   {m['cate_rmse']:>10.1f} d  {m['cate_spearman']:>8.2f}"
         lines.append(row)
     lines.append(
-        f"Heterogeneity (one verdict for all learners): p = {evaluation.heterogeneity_p:.3g}"
+        f"Heterogeneity (one verdict for all learners): {p_is(evaluation.heterogeneity_p, 3)}"
         f"  [{evaluation.heterogeneity_method}]"
     )
     return "\n".join(lines)
@@ -248,8 +241,10 @@ def summarise_explained(explained) -> str:
             f"{label} {x.metrics()['modifier_rank']:.0f}" for label, x in explained.learners.items()
         )
         lines.append(f"Rank of {first.modifier} in mean |SHAP of benefit| (of {p}): {ranks}")
-    if explained.finding:
-        lines.append(explained.finding)
+    from stratify.report.summary import finding
+
+    if found := finding(explained):
+        lines.append(found)
     return "\n".join(lines)
 
 
@@ -258,26 +253,30 @@ def summarise(analysis) -> str:
     h = f"{analysis.horizon:g}"
     c, t = analysis.control, analysis.treated
     d = analysis.rmst_diff
+
+    def hr(estimate) -> str:
+        return hazard_ratio(estimate, with_p=True)
+
     lines = [
         f"Survival at {h} days (KM):  control ({c.label}) {c.surv:.1%} "
         f"({c.surv_ci_low:.1%}–{c.surv_ci_high:.1%}),  treated ({t.label}) {t.surv:.1%} "
         f"({t.surv_ci_low:.1%}–{t.surv_ci_high:.1%})",
         f"RMST to {h} days, treated − control:  {d.estimate:+.1f} days "
-        f"({d.ci_low:+.1f} to {d.ci_high:+.1f}), p = {d.p:.2g}",
-        f"Log-rank:  chi² = {analysis.logrank_chisq:.2f}, p = {analysis.logrank_p:.2g}",
-        f"HR treated vs control, unadjusted:  {_hr(analysis.hr_unadjusted)}",
-        f"HR adjusted for {names(analysis.cox_adjusted.terms[1:])}:  {_hr(analysis.hr_adjusted)}",
+        f"({d.ci_low:+.1f} to {d.ci_high:+.1f}), {p_is(d.p)}",
+        f"Log-rank:  chi² = {analysis.logrank_chisq:.2f}, {p_is(analysis.logrank_p)}",
+        f"HR treated vs control, unadjusted:  {hr(analysis.hr_unadjusted)}",
+        f"HR adjusted for {names(analysis.cox_adjusted.terms[1:])}:  {hr(analysis.hr_adjusted)}",
     ]
     m = analysis.modifier
     if analysis.cox_interaction is not None:
         inter = analysis.interaction_hr
         lines += [
-            f"Arm × {m} interaction:  HR ratio {_hr(inter, p=False)} per unit of {m}, "
-            f"p = {inter.p:.2g}",
-            f"  arm HR at {m} = 0 (interaction model):  {_hr(analysis.hr_interaction_arm)}",
+            f"Arm × {m} interaction:  HR ratio {hazard_ratio(inter)} per unit of {m}, "
+            f"{p_is(inter.p)}",
+            f"  arm HR at {m} = 0 (interaction model):  {hr(analysis.hr_interaction_arm)}",
         ]
     for s in analysis.strata:
-        row = f"  {m} {s.label}:  n = {s.n}, {s.events} events,  HR {_hr(s.hr)}"
+        row = f"  {m} {s.label}:  n = {s.n}, {s.events} events,  HR {hr(s.hr)}"
         lines.append(row + (f"  [{s.note}]" if s.note else ""))
     return "\n".join(lines)
 

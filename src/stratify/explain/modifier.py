@@ -35,7 +35,7 @@ A crossover is *supported* only when all of these hold:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
@@ -45,7 +45,6 @@ from joblib import Parallel, delayed, effective_n_jobs
 from statsmodels.nonparametric.smoothers_lowess import lowess
 
 from stratify.exceptions import StratifyInputError
-from stratify.formatting import bound, number
 from stratify.trial.strata import Stratum, analyse_strata
 
 #: Grid points between the 2.5th and 97.5th percentiles of the modifier.
@@ -91,8 +90,11 @@ class ModifierEffect:
     sides : tuple of Stratum
         Unadjusted arm hazard ratios below and at/above the crossover rounded
         to 4 significant digits (empty without a crossover).
-    statement : str
-        One sentence for a report.
+    alpha : float
+        Level of the dependence test; the intervals are at level ``1 - alpha``.
+
+    Numbers only: :func:`stratify.report.summary.modifier_statement` says in words
+    what they show.
     """
 
     modifier: str
@@ -112,7 +114,7 @@ class ModifierEffect:
     dependence_test: str
     supported: bool
     sides: tuple[Stratum, ...] = field(default=())
-    statement: str = ""
+    alpha: float = 0.05
 
     def metrics(self) -> dict[str, float]:
         """The run metrics: crossover and its interval (NaN when not supported)."""
@@ -228,7 +230,7 @@ def modifier_effect(
     if np.isfinite(crossover):
         cut = float(f"{crossover:.4g}")  # the value as reported, 4 significant digits
         sides = analyse_strata(m, time, event, arm, cutpoints=[cut], alpha=alpha)
-    effect = ModifierEffect(
+    return ModifierEffect(
         modifier=name,
         unit=unit,
         grid=grid,
@@ -246,8 +248,8 @@ def modifier_effect(
         dependence_test=dependence_test,
         supported=supported,
         sides=sides,
+        alpha=alpha,
     )
-    return _with_statement(effect, lo, hi, alpha)
 
 
 def _bootstrap(m, b, grid, frac, resamples, direction) -> tuple[np.ndarray, np.ndarray]:
@@ -341,49 +343,3 @@ def _crossing_or_beyond(grid: np.ndarray, curve: np.ndarray, direction: str) -> 
     # No crossing in that direction: the sign that prevails says which side it lies on.
     before_sign_holds = np.mean(np.sign(c) == want) >= 0.5
     return float(np.inf if before_sign_holds else -np.inf)
-
-
-def _with_statement(effect: ModifierEffect, lo: float, hi: float, alpha: float) -> ModifierEffect:
-    level = f"{100 * (1 - alpha):.0f}%"
-    name, observed = effect.modifier, f"{number(lo)}–{number(hi)}"
-    if np.isnan(effect.crossover):
-        sign = "positive" if np.mean(effect.curve) > 0 else "negative"
-        text = (
-            f"The data do not support a crossover: estimated benefit stays {sign} over the "
-            f"central 95% of {name} ({observed})."
-        )
-    elif effect.dependence_p >= alpha:
-        text = (
-            f"The data do not support a crossover: no evidence that benefit depends on {name} "
-            f"({effect.dependence_test}, p = {effect.dependence_p:.2g}), although the smoothed "
-            f"estimate changes sign at {number(effect.crossover)}."
-        )
-    elif not effect.supported:
-        text = (
-            f"The data do not support a crossover: estimated benefit changes sign at {name} "
-            f"{number(effect.crossover)}, but the {level} bootstrap interval "
-            f"[{bound(effect.ci_low)}, {bound(effect.ci_high)}] reaches beyond the observed "
-            f"range ({observed}); {100 * effect.crossing_share:.0f}% of replicates cross in it."
-        )
-    else:
-        what = "ends" if effect.direction == "ends" else "begins"
-        text = (
-            f"Estimated benefit {what} at {name} {number(effect.crossover)} "
-            f"[{level} CI {number(effect.ci_low)}–{number(effect.ci_high)}]"
-            + _sides_text(effect.sides, name)
-            + "."
-        )
-    return replace(effect, statement=text)
-
-
-def _sides_text(sides: tuple[Stratum, ...], name: str) -> str:
-    parts = []
-    for s in sides:
-        if np.isfinite(s.hr.estimate):
-            parts.append(
-                f"HR {s.hr.estimate:.2f} ({s.hr.ci_low:.2f}–{s.hr.ci_high:.2f}) "
-                f"for {name} {s.label}"
-            )
-        else:
-            parts.append(f"HR not estimable for {name} {s.label}")
-    return "; " + ", ".join(parts) if parts else ""

@@ -1,7 +1,8 @@
 """What explaining a run's learners produced: per-learner SHAP and the run's modifier analysis.
 
-Plain results: :mod:`stratify.pipeline.explanation` computes them and
-:mod:`stratify.report.figures.explain` draws them.
+Plain results, numbers only: :mod:`stratify.pipeline.explanation` computes them,
+:mod:`stratify.report.figures.explain` draws them and :mod:`stratify.report.summary`
+words them.
 """
 
 from __future__ import annotations
@@ -78,15 +79,8 @@ class Explained:
     learner_curves: dict[str, np.ndarray]
     explained_learner: str
     modifier_skipped: str = ""
-
-    @property
-    def finding(self) -> str:
-        """One sentence on the modifier: the crossover statement, or why there is none."""
-        if self.modifier is not None:
-            return self.modifier.statement
-        if self.modifier_skipped:
-            return f"Modifier analysis not done: {self.modifier_skipped}"
-        return ""
+    """Why there is no modifier analysis, if there is none (e.g. the modifier barely varies);
+    :func:`stratify.report.summary.finding` words it."""
 
     def metrics(self) -> dict[str, float]:
         """Parent-run metrics: the modifier's crossover and its rank in the explained learner."""

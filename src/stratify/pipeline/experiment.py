@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +34,9 @@ from stratify.rendering import render_all
 from stratify.report.figures import trial as plots
 from stratify.report.figures.benefit import benefit_calibration_plot
 from stratify.report.figures.explain import learner_figures, modifier_figures
-from stratify.report.html import CALIBRATION_FIGURE, build_report, check_report_path, write_report
-from stratify.report.summary import describe, headline, learner_headline
+from stratify.report.html import build_report, check_report_path, write_report
+from stratify.report.run import CALIBRATION_FIGURE, MODIFIER_FIGURES, RunResult
+from stratify.report.summary import describe, finding, headline, learner_headline
 from stratify.serving import log_learner_model
 from stratify.tracking.tracker import Store, Tracker
 from stratify.trial import TrialAnalysis, analyse_trial
@@ -43,18 +44,15 @@ from stratify.validation.crossfit import NamedLearner, cross_fit
 from stratify.validation.evaluation import Evaluation, evaluate
 
 
-@dataclass(frozen=True)
-class Result:
-    """What one experiment produced and where it was recorded."""
+@dataclass(frozen=True, kw_only=True)
+class Result(RunResult):
+    """What one experiment produced (a :class:`~stratify.report.run.RunResult`: config,
+    data, analysis, figures, evaluation, explanations, drawn figures) and where it was
+    recorded."""
 
-    config: ExperimentConfig
-    data: TrialData
-    analysis: TrialAnalysis
     run_id: str
     store: Store
-    evaluation: Evaluation | None = None
     learner_run_ids: dict[str, str] = field(default_factory=dict)
-    explained: Explained | None = None
     report_path: Path | None = None
 
     @property
@@ -185,13 +183,14 @@ def run(
         drawn = draw_figures(config, evaluation, explained)
         every = [*figures.values(), *(f for group in drawn.values() for f in group.values())]
         render_all(every, n_jobs=config.execution.n_jobs)  # logged and embedded as rendered
+    produced = RunResult(config, data, analysis, figures, evaluation, explained, drawn)
     tags = {
         "stratify.version": __version__,
         "stratify.git_commit": _git_commit(),
         "stratify.config_hash": config.config_hash,
         "stratify.dataset_hash": dataset_hash(data),
         "stratify.data_source": _data_source(config),
-        "mlflow.note.content": describe(analysis, data, evaluation, explained),
+        "mlflow.note.content": describe(produced),
     }
     if evaluation is not None:
         tags["stratify.heterogeneity_method"] = evaluation.heterogeneity_method
@@ -204,7 +203,7 @@ def run(
         for path, figure in figures.items():
             tracker.log_figure(run_id, figure, path)
         if explained is not None:
-            _log_explained(tracker, run_id, explained, drawn[""])
+            _log_explained(tracker, run_id, produced)
         if config.tracking.log_patient_level:
             tracker.log_table(run_id, patient_table(data), "data/trial.csv")
             if evaluation is not None:
@@ -212,22 +211,17 @@ def run(
             if explained is not None:
                 shap_table = explained.patient_table(data.X.index)
                 tracker.log_table(run_id, shap_table, "predictions/benefit_shap.csv")
-        children = (
-            _log_learners(tracker, run_id, config, data, evaluation, explained, drawn)
-            if evaluation
-            else {}
-        )
+        children = _log_learners(tracker, run_id, produced) if evaluation else {}
         provenance = {k: v for k, v in tags.items() if k != "mlflow.note.content"}
         provenance |= {"mlflow.run_id": run_id, "mlflow.experiment": config.experiment_name}
-        page = build_report(
-            config, data, analysis, figures, evaluation, explained, provenance,
-            headline=headline(analysis, data, evaluation, explained), drawn=drawn,
-        )  # fmt: skip
+        page = build_report(produced, provenance, headline=headline(produced))
         tracker.log_text(run_id, page, "report.html")
     if report is not None:
         write_report(page, report)
-    result = Result(config, data, analysis, run_id, tracker.store, evaluation, children, explained)
-    return replace(result, report_path=report)
+    return Result(
+        **{f.name: getattr(produced, f.name) for f in fields(RunResult)},
+        run_id=run_id, store=tracker.store, learner_run_ids=children, report_path=report,
+    )  # fmt: skip
 
 
 def open_tracker(config: ExperimentConfig) -> Tracker:
@@ -259,7 +253,9 @@ def draw_figures(config, evaluation, explained) -> dict[str, dict[str, Figure]]:
     calibration and SHAP figures; values map artifact paths to figures.
     """
     drawn = {
-        "": modifier_figures(explained, config.tracking.log_patient_level) if explained else {}
+        MODIFIER_FIGURES: (
+            modifier_figures(explained, config.tracking.log_patient_level) if explained else {}
+        )
     }
     for label, report in evaluation.learners.items() if evaluation else ():
         title = f"Calibration for benefit: {label}"
@@ -270,22 +266,24 @@ def draw_figures(config, evaluation, explained) -> dict[str, dict[str, Figure]]:
     return drawn
 
 
-def _log_explained(tracker, run_id, explained: Explained, figures) -> None:
+def _log_explained(tracker, run_id, produced: RunResult) -> None:
     """The modifier analysis on the parent run: its curve, figure and one-sentence finding."""
-    for path, figure in figures.items():
+    explained = produced.explained
+    for path, figure in produced.drawn[MODIFIER_FIGURES].items():
         tracker.log_figure(run_id, figure, path)
     if explained.modifier is not None:
         tracker.log_table(run_id, explained.modifier.table(), "tables/modifier_benefit.csv")
-    if explained.finding:
-        tracker.set_tags(run_id, {"stratify.modifier_finding": explained.finding})
+    if found := finding(explained):
+        tracker.set_tags(run_id, {"stratify.modifier_finding": found})
 
 
-def _log_learners(tracker, parent_id, config, data, evaluation, explained, drawn):
+def _log_learners(tracker, parent_id, produced: RunResult) -> dict[str, str]:
     """One nested run per learner: parameters, metrics, calibration, its explanation and,
     when the config asks for it, the learner fitted on the whole trial as a pyfunc model."""
+    config, data, explained = produced.config, produced.data, produced.explained
     ids = {}
     for spec in config.learners:
-        report = evaluation.learners[spec.run_label]
+        report = produced.evaluation.learners[spec.run_label]
         name = f"{config.name}-{spec.run_label}-{config.config_hash[:7]}"
         explanation = None if explained is None else explained.learners[spec.run_label]
         tags = {
@@ -304,7 +302,7 @@ def _log_learners(tracker, parent_id, config, data, evaluation, explained, drawn
             tracker.log_params(child, params | {f"params.{k}": v for k, v in spec.params.items()})
             tracker.log_metrics(child, report.metrics)
             tracker.log_table(child, report.calibration, "tables/benefit_calibration.csv")
-            for path, figure in drawn[spec.run_label].items():
+            for path, figure in produced.drawn[spec.run_label].items():
                 tracker.log_figure(child, figure, path)
             if explanation is not None:
                 _log_learner_explanation(tracker, child, explanation)

@@ -17,6 +17,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 from matplotlib.transforms import blended_transform_factory
 
 from stratify.data.trial_data import TrialData
+from stratify.formatting import SMALLEST_P, hazard_ratio, p_is
 from stratify.trial.cox import HazardRatio
 from stratify.trial.km import fit_km
 from stratify.trial.result import TrialAnalysis
@@ -24,7 +25,13 @@ from stratify.trial.strata import assign_strata
 
 #: Colour-blind-safe colours (Okabe-Ito) for control and treated.
 ARM_COLOURS = ("#0072B2", "#D55E00")
-EN_DASH = "\u2013"
+
+
+def _p_is(p: float) -> str:
+    """A p-value on a figure: "p = 0.34", "p < 0.001" (:func:`stratify.formatting.p_is`)."""
+    return p_is(p, smallest=SMALLEST_P)
+
+
 TIME_LABEL = "Days since randomisation"
 #: Upper end of the modifier range drawn by :func:`interaction_curve` (a quantile).
 CURVE_QUANTILE = 0.99
@@ -69,7 +76,7 @@ def km_by_arm(
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     title = "Kaplan\u2013Meier survival by arm"
     if logrank_p is not None:
-        title += f" (log-rank {_format_p(logrank_p)})"
+        title += f" (log-rank {_p_is(logrank_p)})"
     ax.set_title(title, loc="left")
     ax.legend(loc="lower left", frameon=False)
     if ax_risk is None:
@@ -222,8 +229,8 @@ def interaction_curve(
     ax.set_ylabel("Hazard ratio, treated vs control (log scale)")
     inter = analysis.interaction_hr
     ax.set_title(
-        f"Arm HR by {analysis.modifier}: {_format_hr(inter, digits=4)} per unit, "
-        f"interaction {_format_p(inter.p)}",
+        f"Arm HR by {analysis.modifier}: {hazard_ratio(inter)} per unit, "
+        f"interaction {_p_is(inter.p)}",
         loc="left",
     )
     fig.legend(loc="outside lower center", ncols=2, frameon=False)
@@ -303,10 +310,7 @@ def _forest_rows(analysis: TrialAnalysis) -> list[tuple[str, HazardRatio, str]]:
     ]
     for s in analysis.strata:
         rows.append((f"{analysis.modifier} {s.label}\nn = {s.n}, {s.events} events", s.hr))
-    return [
-        (left, hr, _format_hr(hr) if np.isfinite(hr.estimate) else "not estimable")
-        for left, hr in rows
-    ]
+    return [(left, hr, hazard_ratio(hr)) for left, hr in rows]
 
 
 def _hr_axis(ax, hrs: list[HazardRatio], *, axis: str) -> None:
@@ -335,19 +339,14 @@ def _log_ticks(low: float, high: float) -> list[float]:
 def _stratum_caption(stratum) -> str:
     head = f"n = {stratum.n}, {stratum.events} events"
     if np.isfinite(stratum.hr.estimate):
-        return f"{head}\nHR {_format_hr(stratum.hr)}, {_format_p(stratum.hr.p)}"
+        return f"{head}\nHR {hazard_ratio(stratum.hr, with_p=True, smallest=SMALLEST_P)}"
     return f"{head}\nHR not estimable:\n{textwrap.fill(stratum.note, 34)}"
-
-
-def _format_hr(hr: HazardRatio, digits: int = 2) -> str:
-    return f"{hr.estimate:.{digits}f} ({hr.ci_low:.{digits}f}{EN_DASH}{hr.ci_high:.{digits}f})"
-
-
-def _format_p(p: float) -> str:
-    if not np.isfinite(p):
-        return "p = NA"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
 def _level(alpha: float) -> str:
     return f"{100 * (1 - alpha):g}%"
+
+
+def _p_is(p: float) -> str:
+    """A p-value on a figure: "p = 0.34", "p < 0.001" (:func:`stratify.formatting.p_is`)."""
+    return p_is(p, smallest=SMALLEST_P)
