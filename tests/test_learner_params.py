@@ -175,8 +175,8 @@ def test_rules_run_after_the_table():
 def test_every_learner_declares_every_parameter_it_checks_and_takes_a_horizon(name):
     cls = LEARNERS[name]
     own = cls().get_params(deep=False)
-    assert "horizon" in own and "horizon" in cls._parameter_constraints
-    assert set(cls._parameter_constraints) <= set(own)
+    assert "horizon" in own and "horizon" in cls._param_constraints
+    assert set(cls._param_constraints) <= set(own)
 
 
 def test_base_models_table_lists_the_estimator_parameters():

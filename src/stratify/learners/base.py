@@ -13,7 +13,7 @@ and ``clone`` work) with one addition: ``fit(X, y, arm)`` also takes the 0/1 arm
 
 Every learner takes its ``horizon`` (days) as a parameter, which
 :meth:`CATELearner.predict_cate` uses, and declares what each of its
-parameters may be in one table, ``_parameter_constraints``
+parameters may be in one table, ``_param_constraints``
 (:mod:`stratify.learners.params`), checked by ``fit`` and by
 :func:`stratify.learners.registry.make_learner`.
 """
@@ -53,16 +53,16 @@ class CATELearner(BaseEstimator, metaclass=ABCMeta):
 
     Subclasses implement :meth:`fit` and ``_survival_under(X, arm, times)`` (the
     curves of all patients under one arm), declare their parameters in
-    ``_parameter_constraints`` (and ``_parameter_rules``), and call
+    ``_param_constraints`` (and ``_param_rules``), and call
     :meth:`_check_params` first thing in :meth:`fit`; input checks, per-patient
     arms, the horizon, the effect estimates and risk scores are handled here,
     the same way for every learner.
     """
 
     #: Parameter name -> allowed kinds (see :mod:`stratify.learners.params`).
-    _parameter_constraints: ClassVar[dict] = {"horizon": HORIZON}
+    _param_constraints: ClassVar[dict] = {"horizon": HORIZON}
     #: Conditions relating parameters, checked after the table.
-    _parameter_rules: ClassVar[tuple] = ()
+    _param_rules: ClassVar[tuple] = ()
 
     def _check_params(self) -> None:
         """Check the parameters against the class's table and rules.
@@ -191,7 +191,7 @@ def check_learner_params(learner: CATELearner) -> None:
         One line naming the parameter.
     """
     cls = type(learner)
-    check_params(cls._parameter_constraints, learner.get_params(deep=False), cls._parameter_rules)
+    check_params(cls._param_constraints, learner.get_params(deep=False), cls._param_rules)
 
 
 def at_horizon(learner: CATELearner, horizon: float) -> CATELearner:

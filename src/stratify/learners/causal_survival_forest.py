@@ -185,7 +185,7 @@ class CausalSurvivalForest(CATELearner):
     #: The modifier is optional (the registry refuses learners that need one without it).
     needs_modifier = False
 
-    _parameter_constraints: ClassVar[dict] = {
+    _param_constraints: ClassVar[dict] = {
         "horizon": HORIZON,
         "ci_group_size": [Interval(Integral, 1, None)],
         "n_estimators": CONTROLS["n_estimators"],
@@ -204,7 +204,7 @@ class CausalSurvivalForest(CATELearner):
         "ll_lambda": [Options(("auto",)), Interval(Real, 0, math.inf, closed="neither")],
         "n_jobs": CONTROLS["n_jobs"],
     }
-    _parameter_rules: ClassVar[tuple] = (
+    _param_rules: ClassVar[tuple] = (
         HORIZON_REQUIRED,
         Rule(
             lambda p: p["n_estimators"] % p["ci_group_size"] == 0,

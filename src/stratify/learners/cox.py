@@ -78,14 +78,14 @@ class CoxnetInteraction(CATELearner):
         Columns of ``X`` seen in :meth:`fit`.
     """
 
-    _parameter_constraints: ClassVar[dict] = {
+    _param_constraints: ClassVar[dict] = {
         "l1_ratio": [Interval(Real, 0, 1)],
         "alpha": [None, Interval(Real, 0, None, closed="neither")],
         "n_alphas": [Interval(Integral, 2, None)],
         "cv_folds": [Interval(Integral, 2, None)],
         "horizon": HORIZON,
     }
-    _parameter_rules: ClassVar[tuple] = (
+    _param_rules: ClassVar[tuple] = (
         Rule(
             lambda p: p["l1_ratio"] > 0,
             "l1_ratio must be above 0 (0 would be pure ridge: use 0.01)",
@@ -216,7 +216,7 @@ class CoxInteraction(CATELearner):
         Columns of ``X`` seen in :meth:`fit`.
     """
 
-    _parameter_constraints: ClassVar[dict] = {
+    _param_constraints: ClassVar[dict] = {
         "alpha": [Interval(Real, 0, None)],
         "horizon": HORIZON,
     }

@@ -112,7 +112,7 @@ class DRLearner(CATELearner):
         Columns of ``X`` seen in :meth:`fit`.
     """
 
-    _parameter_constraints: ClassVar[dict] = {
+    _param_constraints: ClassVar[dict] = {
         "final": [Options(FINALS)],
         "nuisance": [Options(scores.NUISANCES)],
         "censoring": [Options(scores.CENSORING)],
@@ -124,7 +124,7 @@ class DRLearner(CATELearner):
         "propensity": [None, Interval(Real, 1e-6, 1 - 1e-6)],
         "horizon": HORIZON,
     }
-    _parameter_rules: ClassVar[tuple] = (HORIZON_REQUIRED,)
+    _param_rules: ClassVar[tuple] = (HORIZON_REQUIRED,)
 
     def __init__(
         self,

@@ -118,8 +118,8 @@ class SLearner(CATELearner):
     ['cate_rmst', 'cate_surv']
     """
 
-    _parameter_constraints: ClassVar[dict] = META_CONSTRAINTS
-    _parameter_rules: ClassVar[tuple] = META_RULES
+    _param_constraints: ClassVar[dict] = META_CONSTRAINTS
+    _param_rules: ClassVar[tuple] = META_RULES
 
     def __init__(
         self,
@@ -246,8 +246,8 @@ class TLearner(CATELearner):
         Columns of ``X`` seen in :meth:`fit`.
     """
 
-    _parameter_constraints: ClassVar[dict] = META_CONSTRAINTS
-    _parameter_rules: ClassVar[tuple] = META_RULES
+    _param_constraints: ClassVar[dict] = META_CONSTRAINTS
+    _param_rules: ClassVar[tuple] = META_RULES
 
     def __init__(
         self,

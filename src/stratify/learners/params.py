@@ -1,9 +1,11 @@
 """Declared parameter constraints of learners and base models, and the one check of them.
 
 A learner declares, once, what each of its parameters may be: a table
-``_parameter_constraints`` mapping a parameter's name to a list of allowed
+``_param_constraints`` mapping a parameter's name to a list of allowed
 kinds (any of them will do), as scikit-learn's estimators do, plus a few
-rules that relate parameters to each other. :func:`check_params` checks a
+rules that relate parameters to each other (``_param_rules``). The names
+differ from scikit-learn's ``_parameter_constraints`` on purpose: its private
+``_validate_params`` reads that attribute in its own format. :func:`check_params` checks a
 learner's parameters against its table; it builds nothing, so it is cheap
 enough to run in every ``fit`` as well as once per config before any work.
 
