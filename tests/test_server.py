@@ -37,6 +37,7 @@ from pathlib import Path
 import pytest
 
 from stratify.cli import app as cli
+from stratify.cli import server as server_cli
 from stratify.tracking import server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -533,7 +534,7 @@ def test_only_allowed_host_names_reach_the_api(tracking_server):
 
 def test_the_parser_is_stratify_server():
     parser = argparse.ArgumentParser()
-    server.add_parser(parser.add_subparsers())
+    server_cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(["server", "--backend-store-uri", "sqlite:///x.db"])
     assert (args.host, args.port, args.artifacts_destination) == ("127.0.0.1", 5000, "mlartifacts")
-    assert args.handler is server.handle
+    assert args.handler is server_cli.handle
