@@ -328,7 +328,8 @@ def test_cells_mean_sd_p_values_and_missing(synthetic, plain_env):
     rows = {label: _line(text, synthetic.ids[label][:8]) for label in labels}
     assert "9.0 ± 2.0" in rows["t_small"]  # rate_autoc ± its bootstrap SE, one decimal
     assert "0.250 ± 0.010" in rows["t_small"]  # ibs ± its SD over folds, three decimals
-    assert "<0.001" in rows["t_small"]  # heterogeneity_p 0.0004
+    assert "< 0.001" in rows["t_small"]  # heterogeneity_p 0.0004
+    assert " 0.3 " in rows["s_learner"]  # heterogeneity_p 0.30, to 3 significant digits
     assert "t_small (t_learner)" in rows["t_small"]
     assert "trial-a': 4 runs of cfg-aaaaaaa" in text  # one stratify run: named in the title
     assert rows["cox"].count("–") == 1  # no rate_autoc

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stratify.files import write_atomically
+from stratify.formatting import SMALLEST_P, p_value
 from stratify.tracking.queries import FINISHED, SPREADS, Comparison, metric_columns
 
 
@@ -272,9 +273,10 @@ def _number_format(values) -> str:
 
 
 def _p(value: float) -> str:
+    """A p-value cell: :func:`stratify.formatting.p_value` to 3 digits, the table's dash if none."""
     if math.isnan(value):
         return "–"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
+    return p_value(value, 3, smallest=SMALLEST_P)
 
 
 def _learner_cell(learner: str | None, label: str | None) -> str:

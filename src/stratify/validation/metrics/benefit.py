@@ -30,6 +30,7 @@ from scipy import stats
 from sksurv.util import check_y_survival
 
 from stratify.exceptions import StratifyInputError
+from stratify.formatting import p_value
 from stratify.trial.km import arm_survival, rmst_difference
 
 TARGETS = ("AUTOC", "QINI")
@@ -282,7 +283,7 @@ def combine_heterogeneity(
         if primary not in p_values:
             raise StratifyInputError(f"primary learner '{primary}' has no p-value")
         p = float(p_values[primary])
-        return p, f"pre-specified primary learner {primary}: p = {p:.3g}, not adjusted"
+        return p, f"pre-specified primary learner {primary}: p = {p_value(p, 3)}, not adjusted"
     names = sorted(p_values)
     finite = {k: float(v) for k, v in p_values.items() if np.isfinite(v)}
     if not finite:
@@ -291,9 +292,9 @@ def combine_heterogeneity(
     m = len(p_values)
     p = min(1.0, m * finite[best])
     listed = ", ".join(
-        f"{k} {float(p_values[k]):.3g}" + (" (smallest)" if k == best else "") for k in names
+        f"{k} {p_value(p_values[k], 3)}" + (" (smallest)" if k == best else "") for k in names
     )
-    return p, f"Holm-adjusted minimum over {m} learners: {listed} -> {p:.3g}"
+    return p, f"Holm-adjusted minimum over {m} learners: {listed} -> {p_value(p, 3)}"
 
 
 def benefit_calibration(
