@@ -189,3 +189,10 @@ def test_config_hash_ignores_where_runs_are_tracked():
     a = validate_config({**BASE, "tracking": {"uri": "one"}})
     b = validate_config({**BASE, "tracking": {"uri": "two", "experiment": "other"}})
     assert a.config_hash == b.config_hash
+
+
+def test_curve_times_are_equal_steps_up_to_the_horizon():
+    # the one grid of explained and served survival curves (it was built in two places)
+    config = validate_config({**BASE, "horizon": 600, "explain": {"times": 4}})
+    assert config.curve_times.tolist() == [150.0, 300.0, 450.0, 600.0]
+    assert validate_config(BASE).curve_times[-1] == 640.0

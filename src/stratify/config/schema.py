@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -354,6 +355,13 @@ class ExperimentConfig(_Frozen):
             return None
         first = self.learners[0].run_label
         return self.explain.learner or self.heterogeneity.primary or first
+
+    @property
+    def curve_times(self) -> np.ndarray:
+        """The days at which survival is explained over time and served: ``explain.times``
+        equal steps up to the horizon (the horizon itself last)."""
+        k = self.explain.times
+        return np.linspace(self.horizon / k, self.horizon, k)
 
     @property
     def data_path(self) -> Path | None:

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -319,7 +318,6 @@ def _log_model(tracker, run_id, spec, config, data, explanation) -> None:
     learner = explanation.learner if explanation is not None else None
     if learner is None:
         learner = fit_whole_trial(spec.name, dict(spec.params), config, data)
-    k = config.explain.times
     with tracker.writing_artifact(run_id, "model"):
         uri = log_learner_model(
             tracker,
@@ -327,7 +325,7 @@ def _log_model(tracker, run_id, spec, config, data, explanation) -> None:
             learner,
             covariates=data.covariates,
             horizon=config.horizon,
-            times=np.linspace(config.horizon / k, config.horizon, k),
+            times=config.curve_times,
             input_example=data.X.head(3) if config.tracking.log_patient_level else None,
         )
     tracker.set_tags(run_id, {"stratify.model_uri": uri})

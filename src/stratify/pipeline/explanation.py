@@ -142,8 +142,7 @@ def _explain_one(label, name, params, config, data, background) -> LearnerExplan
         interactions = arm_interactions(
             learner, data.X.iloc[some], np.asarray(data.arm)[some], config.horizon
         )
-    times = np.linspace(config.horizon / config.explain.times, config.horizon, config.explain.times)
-    time_shap = time_dependent_benefit_shap(learner, X, times, background=background)
+    time_shap = time_dependent_benefit_shap(learner, X, config.curve_times, background=background)
     return LearnerExplanation(
         label, benefit, interactions, time_shap, data.modifier, learner,
         rows=None if sample is None else rows,
