@@ -37,7 +37,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from kit import ROOT
+
 BROWSERS = ("chromium", "chromium-browser")  # Debian's package; Ubuntu's name for it
 SERVER_START_S = 120  # MLflow starts in ~10 s idle, ~30-40 s on a loaded 2-core machine
 UI_WAIT_MS = 60_000  # any wait on the single-page app (expect() would default to 5 s)

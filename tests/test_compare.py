@@ -23,12 +23,12 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from kit import ROOT
 from stratify.cli import compare as cmp
 from stratify.cli.app import main as stratify_main
 from stratify.exceptions import StratifyInputError
 from stratify.tracking.tracker import STORE_DB, Store, Tracker
 
-ROOT = Path(__file__).resolve().parents[1]
 MIROCALS_LEARNERS = {
     "s_learner",
     "t_learner",

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from kit import ROOT
 from stratify.config import load_config
 from stratify.data import TrialData
 from stratify.data.simulate import simulate_mirocals
@@ -19,8 +20,6 @@ from stratify.exceptions import StratifyInputError
 from stratify.pipeline.experiment import dataset_hash, learn, load_trial, run
 from stratify.pipeline.explanation import explain_learners
 from stratify.report.summary import ordinal
-
-ROOT = Path(__file__).resolve().parents[1]
 
 CONTRACT_METRICS = {
     "n_patients", "n_events", "logrank_p",

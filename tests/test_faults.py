@@ -41,6 +41,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from kit import MIROCALS
 from stratify.config import load_config
 from stratify.pipeline import execution
 from stratify.pipeline.experiment import learn, load_trial, run_metrics
@@ -49,8 +50,7 @@ from stratify.trial import analyse_trial
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "mirocals.yaml"
+CONFIG = MIROCALS
 LEARNER = "t_learner"
 SMALL = [
     f"learners=[{{name: {LEARNER}, params: {{base_params: {{n_estimators: 20}}}}}}]",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from kit import MIROCALS
 from stratify.data import TrialData
 from stratify.report.figures import trial as plots
 from stratify.report.figures.explain import modifier_figures
@@ -110,9 +109,8 @@ def test_modifier_figure_shows_patients_only_when_allowed():
     from stratify.pipeline.experiment import learn, load_trial
     from stratify.pipeline.explanation import explain_learners
 
-    root = Path(__file__).resolve().parents[1]
     config = load_config(
-        root / "configs" / "mirocals.yaml",
+        MIROCALS,
         ["learners=[cox_interaction]", "cv.folds=3", "cv.repeats=1", "explain.n_bootstrap=20",
          "explain.learner=cox_interaction"],
     )  # fmt: skip

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from kit import ROOT
 from stratify.config import load_config
 from stratify.pipeline.experiment import run
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
     "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]",
     "cv.folds=3",

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
+from kit import ROOT
 from stratify import __version__
 from stratify.config import load_config
 from stratify.data import TrialData
@@ -23,7 +24,6 @@ from stratify.pipeline.explanation import explain_learners
 from stratify.report.figures.explain import learner_figures, modifier_figures
 from stratify.report.html import build_report, write_report
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 EMBEDDED = '<img src="data:image/png;base64,'
 FAST = [

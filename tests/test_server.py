@@ -36,11 +36,11 @@ from pathlib import Path
 
 import pytest
 
+from kit import MIROCALS
 from stratify.cli import app as cli
 from stratify.tracking import server
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "mirocals.yaml"
+CONFIG = MIROCALS
 SMALL = [
     "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]",
     "cv.folds=3",
