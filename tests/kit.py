@@ -27,10 +27,11 @@ SMALL_LEARNERS = (
     "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]"
 )
 """Two learners, one forest (20 trees: TreeSHAP, time SHAP) and one Cox model."""
+SMALL_CV = ("cv.folds=3", "cv.repeats=1")
+"""Cross-fitting 3 folds once: every patient still gets one out-of-fold estimate."""
 SMALL = (
     SMALL_LEARNERS,
-    "cv.folds=3",
-    "cv.repeats=1",
+    *SMALL_CV,
     "explain.n_bootstrap=20",
     "execution.n_jobs=1",
 )
@@ -39,6 +40,8 @@ real one (trial analysis, cross-fitting, benefit metrics, SHAP, the modifier's c
 figures, report). One process: the tests already run two at a time on two cores, and the
 numbers do not depend on the number of workers. A test adds its own overrides after these
 (a later override of the same key wins)."""
+SMALL_RUN = (*SMALL, "heterogeneity.n_bootstrap=50", "explain.n_bootstrap=50")
+"""The overrides of the ``small_run`` fixture (``conftest.py``), the report's test run."""
 
 
 def assert_survival_curves(surv, shape: tuple[int, ...] | None = None, *, tol: float = 1e-12):
