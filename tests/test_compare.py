@@ -23,7 +23,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from kit import ROOT
+from kit import ROOT, SMALL_CV
 from stratify.cli import compare as cmp
 from stratify.cli.app import main as stratify_main
 from stratify.exceptions import StratifyInputError
@@ -38,7 +38,7 @@ MIROCALS_LEARNERS = {
     "causal_survival_forest",
 }
 FAST = [
-    "cv.folds=3", "cv.repeats=1", "explain.enabled=false", "heterogeneity.n_bootstrap=50",
+    *SMALL_CV, "explain.enabled=false", "heterogeneity.n_bootstrap=50",
     "execution.n_jobs=1", "tracking.log_models=false",  # compare reads metrics, not models
 ]  # fmt: skip
 

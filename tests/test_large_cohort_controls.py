@@ -24,6 +24,7 @@ import pytest
 from sklearn.base import clone
 from sksurv.util import Surv
 
+import kit
 from kit import MIROCALS
 from stratify.data.simulate import simulate_mirocals
 from stratify.data.trial_data import TrialData
@@ -307,9 +308,9 @@ def test_explain_max_patients_explains_a_seeded_sample_of_the_trial(tmp_path):
     from stratify.pipeline.explanation import explain_learners
 
     overrides = [
-        f"tracking.uri={tmp_path}",
+        f"tracking.uri={tmp_path}", *kit.SMALL,
         "learners=[{name: s_learner, params: {base_params: {n_estimators: 10}}}]",
-        "explain.learner=null", "cv.folds=3", "cv.repeats=1", "explain.n_bootstrap=20",
+        "explain.learner=null",
     ]  # fmt: skip
     full = load_config(MIROCALS, overrides)
     sampled = load_config(MIROCALS, [*overrides, "explain.max_patients=40"])
