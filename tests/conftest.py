@@ -63,7 +63,7 @@ def _gbsg2():
 
 
 @pytest.fixture
-def gbsg2():
+def gbsg2(_gbsg2):
     """GBSG2 as scikit-survival ships it: ``(X, y)``, 686 patients, categoricals not encoded;
     copies the test may change."""
     X, y = _gbsg2
