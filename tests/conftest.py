@@ -1,4 +1,10 @@
-"""Shared fixtures: small trials made here with fixed seeds, and a throwaway MLflow store."""
+"""Shared fixtures: small trials made here with fixed seeds, the flagship trial, GBSG2, a
+small fitted run, and a throwaway MLflow store. Paths, the small run's overrides and shared
+assertions are in ``kit.py``.
+
+Session-scoped data are made once per test worker and handed out as copies; the small
+fitted run is only read by the tests that use it.
+"""
 
 import shutil
 from pathlib import Path
@@ -6,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+import kit
 
 
 @pytest.fixture
@@ -31,6 +39,60 @@ def trial_frame() -> pd.DataFrame:
             "marker": marker.round(0),
         }
     )
+
+
+@pytest.fixture(scope="session")
+def _mirocals_frame() -> pd.DataFrame:
+    from stratify.data.simulate import simulate_mirocals
+
+    return simulate_mirocals(220, seed=3)
+
+
+@pytest.fixture
+def mirocals_frame(_mirocals_frame) -> pd.DataFrame:
+    """The flagship trial (``configs/mirocals.yaml``: 220 patients, seed 3, 90 deaths), with
+    the true effects ``tau_rmst`` and ``tau_surv``; a copy the test may change."""
+    return _mirocals_frame.copy()
+
+
+@pytest.fixture(scope="session")
+def _gbsg2():
+    from sksurv.datasets import load_gbsg2
+
+    return load_gbsg2()
+
+
+@pytest.fixture
+def gbsg2(_gbsg2):
+    """GBSG2 as scikit-survival ships it: ``(X, y)``, 686 patients, categoricals not encoded;
+    copies the test may change."""
+    X, y = _gbsg2
+    return X.copy(), y.copy()
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """A small real experiment on the flagship config, as ``run()`` holds it before logging:
+    ``config``, ``data``, ``analysis``, ``figures``, ``evaluation`` and ``explained``
+    (``kit.SMALL`` with 50 bootstrap draws for the heterogeneity test and the crossover).
+    Made once per test worker; tests only read it."""
+    from types import SimpleNamespace
+
+    from stratify.config import load_config
+    from stratify.pipeline.experiment import analyse, learn, load_trial
+    from stratify.pipeline.explanation import explain_learners
+
+    store = tmp_path_factory.mktemp("small-run") / "mlruns"
+    overrides = [f"tracking.uri={store}", *kit.SMALL_RUN]
+    config = load_config(kit.MIROCALS, overrides)
+    data = load_trial(config)
+    analysis, figures = analyse(config, data)
+    evaluation = learn(config, data)
+    explained = explain_learners(config, data, evaluation, analysis)
+    return SimpleNamespace(
+        config=config, data=data, analysis=analysis, figures=figures, evaluation=evaluation,
+        explained=explained,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")

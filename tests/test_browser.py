@@ -37,18 +37,12 @@ from urllib.parse import urlparse
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from kit import ROOT, SMALL
+
 BROWSERS = ("chromium", "chromium-browser")  # Debian's package; Ubuntu's name for it
 SERVER_START_S = 120  # MLflow starts in ~10 s idle, ~30-40 s on a loaded 2-core machine
 UI_WAIT_MS = 60_000  # any wait on the single-page app (expect() would default to 5 s)
-RUN_ARGS = (  # the flagship config, small: two learners, 3-fold CV once, 20 bootstrap draws
-    "cv.folds=3",
-    "cv.repeats=1",
-    "learners=[t_learner,cox_interaction]",
-    "explain.learner=t_learner",
-    "explain.n_bootstrap=20",
-    "execution.n_jobs=1",
-)
+RUN_ARGS = (*SMALL, "explain.learner=t_learner")  # the flagship config, small (tests/kit.py)
 PARENT_METRICS = ("hr_unadjusted", "n_events")  # the trial analysis, on the parent run
 LEARNER_METRICS = ("c_index_harrell",)  # logged on every learner's run
 IMAGE = "figures/benefit_calibration.png"  # logged on every learner's run

@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from kit import ROOT
 from stratify.cli.app import main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_run_prints_results_and_where_to_look(store, capsys, tmp_path):

@@ -23,6 +23,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from kit import ROOT, SMALL_CV
 from stratify.cli import compare as cmp
 from stratify.cli.app import main as stratify_main
 from stratify.exceptions import StratifyInputError
@@ -30,7 +31,6 @@ from stratify.report.comparison import print_table
 from stratify.tracking import queries
 from stratify.tracking.tracker import STORE_DB, Store, Tracker
 
-ROOT = Path(__file__).resolve().parents[1]
 MIROCALS_LEARNERS = {
     "s_learner",
     "t_learner",
@@ -40,7 +40,7 @@ MIROCALS_LEARNERS = {
     "causal_survival_forest",
 }
 FAST = [
-    "cv.folds=3", "cv.repeats=1", "explain.enabled=false", "heterogeneity.n_bootstrap=50",
+    *SMALL_CV, "explain.enabled=false", "heterogeneity.n_bootstrap=50",
     "execution.n_jobs=1", "tracking.log_models=false",  # compare reads metrics, not models
 ]  # fmt: skip
 

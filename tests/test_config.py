@@ -1,14 +1,12 @@
 """Config schema, YAML loading and overrides: names, suggestions, path resolution, safety."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
+from kit import ROOT
 from stratify.config import apply_override, load_config, project_root, validate_config
 from stratify.exceptions import StratifyInputError
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 BASE = {"name": "t", "horizon": 640, "data": {"simulate": {"n": 220}}}
 

@@ -41,8 +41,8 @@ def test_too_many_folds_for_a_thin_stratum_is_a_clear_error(trial):
         splits(small, folds=thin + 1, repeats=1, seed=0)
 
 
-def test_an_arm_without_events_is_a_clear_error(trial):
-    frame = simulate_mirocals(220, seed=3)
+def test_an_arm_without_events_is_a_clear_error(trial, mirocals_frame):
+    frame = mirocals_frame
     frame.loc[frame["arm"] == 1, "event"] = 0
     data = TrialData.from_frame(frame, covariates=COVARIATES)
     with pytest.raises(StratifyInputError, match="the treated arm has 0 event"):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from joblib import Parallel, delayed
 
+import kit
+from kit import ROOT
 from stratify.config import load_config
 from stratify.exceptions import StratifyInputError
 from stratify.pipeline import execution
@@ -16,13 +17,7 @@ from stratify.pipeline.execution import WorkerLostError
 from stratify.pipeline.experiment import learn, load_trial
 from stratify.pipeline.explanation import explain_learners
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = [
-    "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]",
-    "cv.folds=3",
-    "cv.repeats=2",
-    "explain.n_bootstrap=20",
-]
+SMALL = [*kit.SMALL, "cv.repeats=2"]
 
 
 def _config(tmp_path, *overrides):

@@ -12,15 +12,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from kit import ROOT, SMALL
 from stratify.config import load_config
 from stratify.data import TrialData
-from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
 from stratify.pipeline.experiment import dataset_hash, learn, load_trial, run
 from stratify.pipeline.explanation import explain_learners
 from stratify.report.summary import finding, ordinal
-
-ROOT = Path(__file__).resolve().parents[1]
 
 CONTRACT_METRICS = {
     "n_patients", "n_events", "logrank_p",
@@ -34,8 +32,10 @@ CONTRACT_METRICS = {
 def _config(name: str, store: Path, *overrides: str, learners: bool = False):
     """A shipped config writing to ``store``; its learners only when a test asks for them
     (cross-fitting all of them, 5 folds x 10 repeats as shipped, is what one slow test below
-    checks; the default run checks the same with 2 repeats)."""
-    keep = [] if learners or any(o.startswith("learners") for o in overrides) else ["learners=[]"]
+    checks; the default run checks the same with 2 folds once). Without learners, in one
+    process: the figures are all that is left to spread over workers."""
+    alone = ["learners=[]", "execution.n_jobs=1"]
+    keep = [] if learners or any(o.startswith("learners") for o in overrides) else alone
     return load_config(ROOT / "configs" / name, [f"tracking.uri={store}", *keep, *overrides])
 
 
@@ -51,9 +51,10 @@ def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
     [
         # As shipped, the MIROCALS config cross-fits six learners 5 folds x 10 repeats: about
         # 100 s, 70 % of it cross-fitting, which nothing below depends on. The default run
-        # keeps every other setting (all learners, SHAP, models, two workers) and repeats
-        # twice (estimates still averaged over repeats); CI also runs it as shipped.
-        pytest.param("mirocals.yaml", ["cv.repeats=2"], id="mirocals.yaml-2-repeats"),
+        # keeps every other setting (all learners, SHAP, models, two workers) and cross-fits
+        # 2 folds once (every patient still gets an out-of-fold estimate); CI also runs it as
+        # shipped.
+        pytest.param("mirocals.yaml", ["cv.folds=2", "cv.repeats=1"], id="mirocals.yaml-small-cv"),
         pytest.param("mirocals.yaml", [], id="mirocals.yaml", marks=pytest.mark.slow),
         pytest.param("gbsg2.yaml", [], id="gbsg2.yaml"),
     ],
@@ -206,13 +207,7 @@ LEARNER_METRICS = {
     "c_for_benefit", "heterogeneity_p", "cate_rmse", "cate_spearman",
     "heterogeneity_p_rate", "heterogeneity_p_blp", "blp_slope", "blp_slope_se",
 }  # fmt: skip
-FAST_LEARNERS = [
-    "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]",
-    "cv.folds=3",
-    "cv.repeats=1",
-    "explain.background=20",
-    "explain.n_bootstrap=50",
-]
+FAST_LEARNERS = [*SMALL, "explain.background=20", "explain.n_bootstrap=50"]
 
 
 def test_learners_get_nested_runs_with_the_contract_metrics(store):
@@ -329,13 +324,13 @@ def test_bad_learners_stop_before_any_run(store, override, message):
     assert client.get_experiment_by_name("mirocals") is None
 
 
-def test_a_modifier_that_barely_varies_is_reported_not_fatal(store):
+def test_a_modifier_that_barely_varies_is_reported_not_fatal(store, mirocals_frame):
     """No curve can be drawn through a modifier constant in 97.7 % of patients: say so, go on."""
     config = _config(
-        "mirocals.yaml", store, "learners=[{name: t_learner, params: {base_params: "
-        "{n_estimators: 10}}}]", "cv.folds=3", "cv.repeats=1", "explain.learner=null",
+        "mirocals.yaml", store, *SMALL, "learners=[{name: t_learner, params: {base_params: "
+        "{n_estimators: 10}}}]", "explain.learner=null",
     )  # fmt: skip
-    frame = simulate_mirocals(220, seed=3)
+    frame = mirocals_frame
     frame["marker"] = 0.0
     frame.loc[:4, "marker"] = 1.0  # 5 of 220 patients
     data = TrialData.from_frame(frame, covariates=["age", "svc", "marker"], modifier="marker")

@@ -27,7 +27,6 @@ from joblib import parallel_config
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sksurv.column import encode_categorical
-from sksurv.datasets import load_gbsg2
 from sksurv.ensemble import (
     ComponentwiseGradientBoostingSurvivalAnalysis,
     ExtraSurvivalTrees,
@@ -189,8 +188,8 @@ def test_interventional_values_equal_shaps_exact_explainer(models, data, output)
     _close(ours.base_values, exact.base_values, INTERVENTIONAL)
 
 
-def test_explanation_names_features_and_times():
-    X, y = load_gbsg2()
+def test_explanation_names_features_and_times(gbsg2):
+    X, y = gbsg2
     X = encode_categorical(X)
     rsf = RandomSurvivalForest(n_estimators=5, min_samples_leaf=20, random_state=0).fit(X, y)
     expl = forest_shap(rsf, X.iloc[:3], output="survival", times=[365, 730])

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import configuration as hypothesis_configuration
 from hypothesis import strategies as st
 
+from kit import ROOT
 from stratify.config import ExperimentConfig, apply_override, load_config, validate_config
 from stratify.data import TrialData
 from stratify.data.io import read_table
@@ -40,7 +41,6 @@ hypothesis_configuration.set_hypothesis_home_dir(
     Path(tempfile.gettempdir()) / "stratify-hypothesis"
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {name: ROOT / "configs" / f"{name}.yaml" for name in ("mirocals", "gbsg2")}
 RAW_CONFIGS = {name: yaml.safe_load(path.read_text()) for name, path in CONFIGS.items()}
 

@@ -1,15 +1,12 @@
 """Reading trial files: CSV, TSV and Parquet round-trip; unreadable files give one clear line."""
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
+from kit import ROOT
 from stratify.data.datasets import load_dataset
 from stratify.data.io import read_table
 from stratify.exceptions import StratifyInputError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".csv.gz", ".tsv.gz", ".parquet", ".pq"])

@@ -18,13 +18,14 @@ of mean shift.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sksurv.util import Surv
 
+import kit
+from kit import MIROCALS
 from stratify.data.simulate import simulate_mirocals
 from stratify.data.trial_data import TrialData
 from stratify.exceptions import StratifyInputError
@@ -303,15 +304,12 @@ def test_explain_max_patients_explains_a_seeded_sample_of_the_trial(tmp_path):
     from stratify.pipeline.explanation import explain_learners
 
     overrides = [
-        f"tracking.uri={tmp_path}",
+        f"tracking.uri={tmp_path}", *kit.SMALL,
         "learners=[{name: s_learner, params: {base_params: {n_estimators: 10}}}]",
-        "explain.learner=null", "cv.folds=3", "cv.repeats=1", "explain.n_bootstrap=20",
+        "explain.learner=null",
     ]  # fmt: skip
-    root = Path(__file__).resolve().parents[1]
-    full = load_config(root / "configs" / "mirocals.yaml", overrides)
-    sampled = load_config(
-        root / "configs" / "mirocals.yaml", [*overrides, "explain.max_patients=40"]
-    )
+    full = load_config(MIROCALS, overrides)
+    sampled = load_config(MIROCALS, [*overrides, "explain.max_patients=40"])
     data = load_trial(full)
     evaluation = learn(full, data)
     everyone = explain_learners(full, data, evaluation).learners["s_learner"]

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "stratify"
+from kit import ROOT
+
+SRC = ROOT / "src" / "stratify"
 #: Each room's floor: a room may import from rooms on its floor or below, never above.
 FLOORS = {
     "": 0,  # the ground floor: exceptions, files, progress, formatting, rendering

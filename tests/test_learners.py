@@ -30,6 +30,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import RepeatedStratifiedKFold
 
+from kit import assert_survival_curves
 from stratify.data.simulate import simulate_mirocals
 from stratify.data.trial_data import TrialData
 from stratify.exceptions import StratifyInputError
@@ -139,8 +140,7 @@ def test_fit_returns_self_and_predictions_have_the_contract_shape(name, small):
     assert (cate["cate_surv"].abs() <= 1).all()
     times = np.array([0.0, 100.0, 300.0, 639.0, 640.0, 2000.0])
     s0, s1 = learner.predict_survival(X_new, 0, times), learner.predict_survival(X_new, 1, times)
-    assert s0.shape == (len(X_new), times.size)
-    assert np.all((s0 >= 0) & (s0 <= 1)) and np.all(np.diff(s0, axis=1) <= 1e-12)
+    assert_survival_curves(s0, (len(X_new), times.size))
     np.testing.assert_array_equal(s0[:, 0], 1.0)
     np.testing.assert_array_equal(s1[:, -1], s1[:, -2])  # no event after the last one seen
     own = small.arm[::4]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,20 +102,9 @@ def test_figures_need_modifier_results(trial):
     assert len(forest.axes[0].get_yticklabels()) == 2
 
 
-def test_modifier_figure_shows_patients_only_when_allowed():
+def test_modifier_figure_shows_patients_only_when_allowed(small_run):
     # the SHAP dependence panel puts each patient at their exact modifier value
-    from stratify.config import load_config
-    from stratify.pipeline.experiment import learn, load_trial
-    from stratify.pipeline.explanation import explain_learners
-
-    root = Path(__file__).resolve().parents[1]
-    config = load_config(
-        root / "configs" / "mirocals.yaml",
-        ["learners=[cox_interaction]", "cv.folds=3", "cv.repeats=1", "explain.n_bootstrap=20",
-         "explain.learner=cox_interaction"],
-    )  # fmt: skip
-    data = load_trial(config)
-    explained = explain_learners(config, data, learn(config, data))
+    explained = small_run.explained
     hidden = modifier_figures(explained)["figures/modifier_benefit.png"]
     shown = modifier_figures(explained, show_patients=True)["figures/modifier_benefit.png"]
     assert len(hidden.axes) == 1 and len(shown.axes) == 2

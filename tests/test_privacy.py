@@ -20,16 +20,10 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from kit import ROOT, SMALL
 from stratify.config import load_config
 from stratify.pipeline.experiment import run
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = [
-    "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]",
-    "cv.folds=3",
-    "cv.repeats=1",
-    "explain.n_bootstrap=20",
-]
 TEXT = (".csv", ".yaml", ".yml", ".json", ".html", ".txt", ".md")
 DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
 

@@ -14,28 +14,20 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
+from kit import ROOT, SMALL_RUN
 from stratify import __version__
 from stratify.config import load_config
 from stratify.data import TrialData
 from stratify.data.simulate import simulate_mirocals
 from stratify.exceptions import StratifyInputError
-from stratify.pipeline.experiment import analyse, dataset_hash, draw_figures, learn, load_trial
-from stratify.pipeline.explanation import explain_learners
+from stratify.pipeline.experiment import analyse, dataset_hash, draw_figures
 from stratify.report.html import build_report, write_report
 from stratify.report.run import RunResult
 from stratify.report.summary import finding
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 EMBEDDED = '<img src="data:image/png;base64,'
-FAST = [
-    "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]",
-    "cv.folds=3",
-    "cv.repeats=1",
-    "heterogeneity.n_bootstrap=50",
-    "explain.n_bootstrap=50",
-    "execution.n_jobs=1",
-]
+FAST = SMALL_RUN  # the small_run fixture's overrides (conftest.py)
 
 
 def _config(tmp_path: Path, *overrides: str):
@@ -45,13 +37,12 @@ def _config(tmp_path: Path, *overrides: str):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(small_run):
     """What `run()` holds before it logs: a small real experiment on the flagship config."""
-    config = _config(tmp_path_factory.mktemp("report"), *FAST)
-    data = load_trial(config)
-    analysis, figures = analyse(config, data)
-    evaluation = learn(config, data)
-    explained = explain_learners(config, data, evaluation, analysis)
+    config, data, analysis, figures = (
+        small_run.config, small_run.data, small_run.analysis, small_run.figures,
+    )  # fmt: skip
+    evaluation, explained = small_run.evaluation, small_run.explained
     provenance = {
         "stratify.version": __version__,
         "stratify.config_hash": config.config_hash,

@@ -36,18 +36,16 @@ from pathlib import Path
 
 import pytest
 
+import kit
+from kit import MIROCALS
 from stratify.cli import app as cli
 from stratify.cli import server as server_cli
 from stratify.tracking import server
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "mirocals.yaml"
+CONFIG = MIROCALS
 SMALL = [
-    "learners=[{name: t_learner, params: {base_params: {n_estimators: 20}}}, cox_interaction]",
-    "cv.folds=3",
-    "cv.repeats=1",
+    *kit.SMALL,
     "heterogeneity.n_bootstrap=50",
-    "explain.n_bootstrap=20",
     "explain.times=2",
     "tracking.log_models=false",
     "tracking.experiment=shared-server",

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_array_equal
 
+from kit import DATA, MIROCALS
 from stratify.config.loader import load_config
 from stratify.exceptions import StratifyInputError
 from stratify.learners import LEARNERS, make_learner
@@ -25,8 +26,6 @@ from stratify.serving import (
 )
 from stratify.tracking.tracker import Store, Tracker
 
-ROOT = Path(__file__).resolve().parents[1]
-MIROCALS = ROOT / "configs" / "mirocals.yaml"
 HORIZON = 640.0
 TIMES = [80.0, 213.5, 320.0, 640.0]
 #: Saved sizes measured on the MIROCALS config (n = 220, seed 3, shipped learner settings):
@@ -326,7 +325,7 @@ def test_unfitted_learner_and_wrong_dr_horizon_are_refused(learners, trial, tmp_
         save_learner_model(learners["dr_learner"], tmp_path / "b", horizon=365, **kwargs)
 
 
-LEGACY = Path(__file__).parent / "data" / "legacy_models"
+LEGACY = DATA / "legacy_models"
 
 
 @pytest.mark.parametrize("name", sorted(LEARNERS))

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 from filelock import FileLock
 from scipy.stats import binomtest
 
+from kit import MIROCALS, ROOT
 from stratify.config import load_config
 from stratify.exceptions import StratifyInputError
 from stratify.pipeline.experiment import learn, load_trial
@@ -24,8 +24,7 @@ from stratify.pipeline.study import DONE, FAILED, run_study, study_key, summaris
 from stratify.tracking.tracker import Store, Tracker
 from stratify.trial import analyse_trial
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "mirocals.yaml"
+CONFIG = MIROCALS
 FAST = ["execution.n_jobs=1", "study.first_seed=500"]
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from kit import ROOT
 from stratify.config import load_config
 from stratify.pipeline.experiment import analyse, load_trial
 from stratify.report.run import RunResult
 from stratify.report.summary import describe, headline, ordinal
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(

@@ -57,10 +57,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kit import ROOT
 from stratify.data import TrialData
 from stratify.trial import TrialAnalysis, analyse_trial
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 RTOL = 1e-6  # required agreement with R survival 3.5 (module docstring)
 MODELS = ["cox_unadjusted", "cox_adjusted", "cox_interaction"]
