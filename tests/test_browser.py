@@ -49,6 +49,9 @@ IMAGE = "figures/benefit_calibration.png"  # logged on every learner's run
 # Subprocesses: no progress bars in the captured output, no MLflow telemetry (no network here).
 _ENV = os.environ | {"STRATIFY_PROGRESS": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
+# a real Chromium driving the MLflow UI: 85 s in all; CI runs it (`pytest -m slow`)
+pytestmark = pytest.mark.slow
+
 
 @dataclass(frozen=True)
 class Tracked:

@@ -124,6 +124,7 @@ def _post(url: str, body: dict) -> dict:
         return json.load(response)
 
 
+@pytest.mark.slow  # starts the MLflow UI server: 26 s; CI runs it (`pytest -m slow`)
 def test_ui_serves_runs_and_figures_on_loopback(store, capsys):
     """`stratify ui` over a store made by `stratify run`: the run, its metrics and a figure.
 
@@ -174,6 +175,7 @@ def test_ui_serves_runs_and_figures_on_loopback(store, capsys):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow  # a real run stopped by SIGTERM: 9 s; CI runs it (`pytest -m slow`)
 def test_sigterm_mid_run_ends_the_run_killed(store):
     """A scheduler's SIGTERM while the run is open: exit 130 and the run is KILLED, not RUNNING.
 

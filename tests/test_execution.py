@@ -34,6 +34,7 @@ def _work(config):
     return evaluation, explained
 
 
+@pytest.mark.slow  # a Dask cluster and two learns: 24 s; CI runs it (`pytest -m slow`)
 def test_dask_gives_the_same_numbers_bit_for_bit(tmp_path):
     # one local process against a Dask LocalCluster of two worker processes
     local_eval, local_expl = _work(_config(tmp_path, "execution.n_jobs=1"))

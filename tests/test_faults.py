@@ -72,6 +72,7 @@ def reference() -> dict[str, dict[str, float]]:
 # ----------------------------------------------------------------------------- 1, 2
 
 
+@pytest.mark.slow  # a worker killed mid-run, then a rerun: 35 s; CI runs it (`pytest -m slow`)
 def test_a_local_worker_killed_mid_run_is_one_line_and_a_rerun_completes(store, reference):
     with Stratify(store, *LONG) as run:
         _kill(busy_worker(run))
@@ -101,6 +102,7 @@ def test_a_dask_worker_killed_mid_run_is_replaced_and_the_numbers_do_not_change(
 # ----------------------------------------------------------------------------- 3
 
 
+@pytest.mark.slow  # a real run interrupted, on each backend: 13-16 s each; CI runs it
 @pytest.mark.parametrize("backend", ["local", "dask"])
 def test_ctrl_c_while_cross_fitting_creates_no_run_and_leaves_no_process(store, backend):
     with Stratify(store, *LONG, f"execution.backend={backend}") as run:

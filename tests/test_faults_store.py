@@ -69,8 +69,17 @@ def _file_store(tmp_path: Path) -> str:
             lambda tmp: "http://stratify-no-such-host.invalid:5000",
             "no MLflow tracking server answers at http://stratify-no-such-host.invalid:5000: .+",
         ),
-        (_corrupt_store, "cannot open the MLflow store .*: file is not a database"),
-        (_file_store, "cannot create the store folder .*: Not a directory"),
+        # two real runs that fail at the store: 13 s each; CI runs them (`pytest -m slow`)
+        pytest.param(
+            _corrupt_store,
+            "cannot open the MLflow store .*: file is not a database",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            _file_store,
+            "cannot create the store folder .*: Not a directory",
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["closed-port", "unknown-host", "corrupt-db", "file-not-folder"],
 )
@@ -103,6 +112,7 @@ def small_disk(tmp_path_factory):
     return prefix
 
 
+@pytest.mark.slow  # a real run on a 200 kB tmpfs: 15-30 s; CI runs it (`pytest -m slow`)
 def test_a_full_disk_for_artifacts_fails_the_run_with_one_line(store, tmp_path, small_disk):
     report = tmp_path / "out" / "report.html"
     (store / "artifacts").mkdir()

@@ -217,7 +217,11 @@ WHY = {signal.SIGKILL: "ended without closing it", signal.SIGINT: "interrupted b
 
 
 @pytest.mark.parametrize(
-    "sig", [signal.SIGKILL, pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+    "sig",  # a real study killed, then resumed: 23 s; CI runs both (`pytest -m slow`)
+    [
+        pytest.param(signal.SIGKILL, marks=pytest.mark.slow),
+        pytest.param(signal.SIGINT, marks=pytest.mark.slow),
+    ],
 )
 def test_a_killed_study_resumes_where_it_stopped(tmp_path, sig):
     replicates = 8

@@ -86,6 +86,7 @@ def test_experiment_is_created_once(store):
     assert Tracker(Store.from_uri(str(store))).experiment_id("MIROCALS study") == first
 
 
+@pytest.mark.slow  # four processes creating one store: 17 s; CI runs it (`pytest -m slow`)
 def test_processes_creating_one_store_at_once_all_succeed(tmp_path):
     """Regression: MLflow's schema migration raced when a run and `stratify ui` started together
     on a new store ('No such constraint: uq_registered_models_name'). Three processes now."""

@@ -40,9 +40,10 @@ from numbers import Integral
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from joblib import Parallel, delayed, effective_n_jobs
 from statsmodels.nonparametric.smoothers_lowess import lowess
+from statsmodels.regression.linear_model import OLS
+from statsmodels.tools.tools import add_constant
 
 from stratify.exceptions import StratifyInputError
 from stratify.trial.strata import Stratum, analyse_strata
@@ -217,7 +218,7 @@ def modifier_effect(
         # Order statistics, not interpolation: replicates beyond the range are ±inf.
         bounds = np.quantile(crossings, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
         ci_low, ci_high = (float(v) for v in bounds)
-    trend = sm.OLS(b, sm.add_constant(m)).fit(cov_type="HC3")
+    trend = OLS(b, add_constant(m)).fit(cov_type="HC3")
     trend_slope, trend_p = float(trend.params[1]), float(trend.pvalues[1])
     dependence_p, dependence_test = dependence or (trend_p, "linear trend of the scores")
     supported = bool(

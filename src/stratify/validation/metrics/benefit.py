@@ -25,9 +25,9 @@ from numbers import Integral
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
 from sksurv.util import check_y_survival
+from statsmodels.regression.linear_model import OLS
 
 from stratify.exceptions import StratifyInputError
 from stratify.formatting import p_value
@@ -246,7 +246,7 @@ def blp_test(predicted: np.ndarray, scores: np.ndarray) -> tuple[float, float, f
     if np.ptp(centred) <= 1e-12 * max(1.0, float(np.max(np.abs(tau)))):
         return 1.0, float("nan"), float("nan")
     design = np.column_stack([np.full_like(tau, tau.mean()), centred])
-    fit = sm.OLS(g, design).fit(cov_type="HC3")
+    fit = OLS(g, design).fit(cov_type="HC3")
     slope, se = float(fit.params[1]), float(fit.bse[1])
     p = float(stats.norm.sf(slope / se)) if se > 0 else 1.0
     return p, slope, se
