@@ -75,6 +75,7 @@ def test_scores_unbiased_with_cox_nuisances(effect):
     check_unbiased(scores, df)
 
 
+@pytest.mark.slow  # 2,000 patients with forest nuisances: 5 s; CI runs it
 def test_scores_unbiased_with_forest_nuisances():
     df, X, y, arm = trial(2000, seed=2, effect="common", censor_max=1500.0)
     scores = dr_scores(X, y, arm, horizon=HORIZON, random_state=2)
