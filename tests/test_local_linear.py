@@ -134,14 +134,19 @@ def test_a_grid_of_penalties_in_one_pass_equals_each_penalty_alone():
         local_linear.estimate(forest, moments, X, zc, grid)
 
 
-def test_the_penalty_is_chosen_only_when_it_beats_the_forest_by_a_standard_error():
-    rng = np.random.default_rng(0)
-    n = 2000
+def _penalty_case(n: int, seed: int):
+    """Estimating-equation terms, a noisy plain forest and a better corrected one, and the rng."""
+    rng = np.random.default_rng(seed)
     num, den = rng.normal(size=n), np.full(n, 0.25)
     truth = num / den
     plain = truth + rng.normal(scale=4.0, size=n)
     better = truth + rng.normal(scale=1.0, size=n)
-    noise = plain + rng.normal(scale=1e-3, size=n)
+    return num, den, plain, better, rng
+
+
+def test_the_penalty_is_chosen_only_when_it_beats_the_forest_by_a_standard_error():
+    num, den, plain, better, rng = _penalty_case(2000, seed=0)
+    noise = plain + rng.normal(scale=1e-3, size=plain.size)
     lam, losses = local_linear.choose_lambda(plain, {0.1: better, 1.0: noise}, num, den)
     assert lam == 0.1
     assert losses[0.1][0] < losses[np.inf][0] and losses[np.inf][1] == 0.0
@@ -152,12 +157,7 @@ def test_the_penalty_is_chosen_only_when_it_beats_the_forest_by_a_standard_error
 def test_patients_without_an_out_of_bag_estimate_are_left_out_of_the_penalty_choice():
     # a small forest leaves some patients in every tree's bag: their estimates are NaN and
     # the loss is taken over the others (it once failed on mismatched shapes)
-    rng = np.random.default_rng(1)
-    n = 500
-    num, den = rng.normal(size=n), np.full(n, 0.25)
-    truth = num / den
-    plain = truth + rng.normal(scale=4.0, size=n)
-    better = truth + rng.normal(scale=1.0, size=n)
+    num, den, plain, better, _ = _penalty_case(500, seed=1)
     plain[:7] = np.nan
     better[7:9] = np.nan
     lam, losses = local_linear.choose_lambda(plain, {0.1: better}, num, den)
